@@ -1,0 +1,304 @@
+"""Turn event dicts into bytes: JSON lines that never fail, or console text.
+
+The fast path hands the whole event to ``orjson`` once. Only when orjson
+refuses (a cycle, an integer beyond 64 bits, a key it cannot convert,
+nesting past its limit) or the line is longer than the string limit does
+the slow path walk the value and rebuild it with the documented rules, so
+the common line pays for no walk at all. Both paths agree on every value
+they both accept.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import enum
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from . import _diagnostics
+
+__all__ = [
+    "Limits",
+    "console_renderer",
+    "json_renderer",
+    "now_iso",
+    "safe_repr",
+    "to_jsonable",
+]
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+_CUT = "<max depth>"
+_CYCLE = "<circular>"
+
+
+class Limits:
+    """Caps applied by the slow path: string length, depth, line size."""
+
+    __slots__ = ("max_depth", "max_items", "max_line_bytes", "max_string")
+
+    def __init__(
+        self,
+        max_string: int = 16_384,
+        max_depth: int = 32,
+        max_line_bytes: int = 262_144,
+        max_items: int = 1_000,
+    ) -> None:
+        self.max_string = max_string
+        self.max_depth = max_depth
+        self.max_line_bytes = max_line_bytes
+        self.max_items = max_items
+
+
+# Timestamps: formatting a datetime costs ~2.7 µs; the second-resolution
+# prefix changes once a second, so it is cached and only the fraction is
+# formatted per line.
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def now_iso() -> str:
+    """Return the current UTC time as RFC 3339 with microseconds."""
+    global _ts_cache
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _ts_cache
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _ts_cache = (second, prefix)
+    micros = int((now - second) * 1_000_000)
+    return f"{prefix}.{micros:06d}Z"
+
+
+def safe_repr(value: object, limit: int = 200) -> str:
+    """Return ``repr(value)`` cut to *limit*, or a placeholder if it raises."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+    if len(text) > limit:
+        return text[:limit] + "..."
+    return text
+
+
+def _escape_bytes(value: bytes | bytearray | memoryview) -> str:
+    escaped: bytes = codecs.escape_encode(bytes(value))[0]
+    return escaped.decode("ascii")
+
+
+def _sorted_members(value: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(value)
+    except Exception:
+        return sorted(value, key=safe_repr)
+
+
+def _default(value: Any) -> Any:
+    """Convert what orjson cannot serialise natively; never raises."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return _sorted_members(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _escape_bytes(value)
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": _safe_str(value)}
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list):
+        return list(value)
+    return safe_repr(value, 1_000)
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else ("true" if key else "false")
+    if isinstance(key, dt.datetime | dt.date | dt.time):
+        return key.isoformat()
+    if isinstance(key, enum.Enum):
+        return _key(key.value)
+    return _safe_str(key) if not isinstance(key, tuple) else safe_repr(key)
+
+
+class _Walker:
+    """The slow path: rebuild a value under the limits, marking each cut."""
+
+    __slots__ = ("cut", "limits", "path")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.path: set[int] = set()
+        self.cut = False
+
+    def walk(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self._string(value)
+        if kind is bool or kind is float or value is None:
+            return value
+        if kind is int:
+            if _INT_MIN <= value <= _INT_MAX:
+                return value
+            return orjson.Fragment(str(value).encode())
+        if depth >= self.limits.max_depth:
+            self.cut = True
+            return _CUT
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            return self._container(value, depth)
+        if isinstance(value, dt.datetime | dt.date | dt.time | enum.Enum):
+            return value
+        return self.walk(_default(value), depth + 1)
+
+    def _string(self, value: str) -> str:
+        limit = self.limits.max_string
+        if len(value) <= limit:
+            return value
+        self.cut = True
+        return f"{value[:limit]}...<{len(value) - limit} more chars>"
+
+    def _container(self, value: Any, depth: int) -> Any:
+        marker = id(value)
+        if marker in self.path:
+            return _CYCLE
+        self.path.add(marker)
+        try:
+            if isinstance(value, Mapping):
+                return self._mapping(value, depth)
+            if isinstance(value, set | frozenset):
+                value = _sorted_members(value)
+            return self._sequence(value, depth)
+        finally:
+            self.path.discard(marker)
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
+        out: dict[str, Any] = {}
+        for index, (key, item) in enumerate(value.items()):
+            if index >= self.limits.max_items:
+                self.cut = True
+                out["..."] = f"<{len(value) - index} more items>"
+                break
+            out[_key(key)] = self.walk(item, depth + 1)
+        return out
+
+    def _sequence(self, value: Any, depth: int) -> list[Any]:
+        items = [
+            self.walk(v, depth + 1) for v in value[: self.limits.max_items]
+        ]
+        if len(value) > self.limits.max_items:
+            self.cut = True
+            items.append(f"<{len(value) - self.limits.max_items} more items>")
+        return items
+
+
+def to_jsonable(value: Any, limits: Limits | None = None) -> Any:
+    """Return *value* rebuilt so that it always serialises, under *limits*."""
+    return _Walker(limits or Limits()).walk(value, 0)
+
+
+def json_renderer(limits: Limits) -> Callable[[dict[str, Any]], bytes]:
+    """Make the JSON line renderer for *limits*."""
+    dumps = orjson.dumps
+    threshold = limits.max_string
+
+    def render(event: dict[str, Any]) -> bytes:
+        try:
+            line = dumps(event, default=_default, option=_OPTIONS)
+        except Exception:
+            return _render_slow(event, limits)
+        if len(line) > threshold:
+            return _render_slow(event, limits)
+        return line
+
+    return render
+
+
+def _render_slow(event: dict[str, Any], limits: Limits) -> bytes:
+    try:
+        walker = _Walker(limits)
+        rebuilt = walker.walk(event, -1)
+        if walker.cut:
+            rebuilt["truncated"] = True
+        line = orjson.dumps(rebuilt, option=_OPTIONS)
+        if len(line) > limits.max_line_bytes:
+            line = _render_tight(event, limits)
+        return line
+    except Exception as exc:
+        _diagnostics.report("render", "a log line could not be rendered", exc)
+        return _render_minimal(event)
+
+
+def _render_tight(event: dict[str, Any], limits: Limits) -> bytes:
+    tight = Limits(
+        max_string=256,
+        max_depth=min(limits.max_depth, 8),
+        max_line_bytes=limits.max_line_bytes,
+        max_items=32,
+    )
+    walker = _Walker(tight)
+    rebuilt = walker.walk(event, -1)
+    rebuilt["truncated"] = True
+    return orjson.dumps(rebuilt, option=_OPTIONS)
+
+
+_CORE_KEYS = ("timestamp", "level", "logger", "layer", "event")
+
+
+def _render_minimal(event: dict[str, Any]) -> bytes:
+    kept: dict[str, Any] = {
+        k: _safe_str(event[k])[:256] for k in _CORE_KEYS if k in event
+    }
+    kept["truncated"] = True
+    kept["render_error"] = True
+    return orjson.dumps(kept, option=_OPTIONS)
+
+
+# Console output: control characters from user data (ANSI escapes, CR, NUL)
+# must never reach a terminal raw, so every string is escaped before the
+# console renderer adds its own colours.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (9, 10)}
+
+
+def escape_controls(text: str) -> str:
+    """Replace control characters (except tab and newline) by escapes."""
+    return text.translate(_CONTROL)
+
+
+def console_renderer(
+    limits: Limits, *, colors: bool
+) -> Callable[[dict[str, Any]], bytes]:
+    """Make a renderer for people: structlog's console layout, made safe."""
+    from structlog.dev import ConsoleRenderer
+
+    renderer = ConsoleRenderer(colors=colors)
+
+    def render(event: dict[str, Any]) -> bytes:
+        try:
+            safe = to_jsonable(event, limits)
+            cleaned = {
+                k: escape_controls(v) if isinstance(v, str) else v
+                for k, v in safe.items()
+            }
+            text = renderer(None, str(cleaned.get("level", "")), cleaned)
+            return str(text).encode() + b"\n"
+        except Exception as exc:
+            _diagnostics.report("render", "console rendering failed", exc)
+            return _render_minimal(event)
+
+    return render

@@ -1,0 +1,121 @@
+"""``configure()``: assemble processors, renderer and outputs into a pipeline.
+
+This sits above every other module: it reads the settings, builds the
+steps and swaps the whole pipeline in one assignment.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from . import _state, _stdlib
+from ._render import Limits, console_renderer, json_renderer
+from ._state import Pipeline, Processor, Sink
+from .config import LoggingConfig
+from .processors import DEFAULT_REDACT_KEYS, DEFAULT_REDACT_PATTERNS, Redactor
+
+__all__ = ["configure", "flush", "shutdown"]
+
+_lock = threading.RLock()
+
+
+def configure(
+    config: LoggingConfig | None = None,
+    *,
+    processors: Iterable[Processor] = (),
+    sink: Sink | None = None,
+    **overrides: Any,
+) -> LoggingConfig:
+    """Configure stratalog from the environment, *config* and *overrides*.
+
+    Safe to call again (at import and in lifespan startup, in test
+    fixtures): the new pipeline replaces the old one whole, the old
+    outputs are flushed and closed, and no handler is added twice.
+    *processors* run after the built-in ones; *sink* replaces the outputs
+    the configuration describes.
+    """
+    with _lock:
+        base = config if config is not None else LoggingConfig.from_env()
+        settings = base.replace(**overrides) if overrides else base
+        pipeline = Pipeline(
+            config=settings,
+            min_level=settings.level_no,
+            processors=(*_builtin_processors(settings), *processors),
+            render=_renderer(settings),
+            sink=sink if sink is not None else _build_sink(settings),
+            volatile=frozenset(settings.dedupe_volatile_fields),
+            redact=_redactor(settings),
+            captures=_state.PIPELINE.captures,
+        )
+        previous = _state.install(pipeline)
+        if previous.sink is not pipeline.sink:
+            previous.sink.close(settings.shutdown_timeout)
+        if settings.capture_stdlib:
+            _stdlib.install(settings.level_no)
+        else:
+            _stdlib.uninstall()
+        return settings
+
+
+def _redactor(settings: LoggingConfig) -> Any:
+    """Redaction runs on the caller's fields only: the ids never need it."""
+    if not settings.redact:
+        return None
+    redactor = Redactor(
+        keys=(*DEFAULT_REDACT_KEYS, *settings.redact_keys),
+        patterns=(*DEFAULT_REDACT_PATTERNS, *settings.redact_patterns),
+    )
+    return redactor.scrub_fields
+
+
+def _builtin_processors(settings: LoggingConfig) -> list[Processor]:
+    steps: list[Processor] = []
+    if settings.tracing != "off":
+        from .tracing import trace_processor
+
+        step = trace_processor(required=settings.tracing == "on")
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _renderer(settings: LoggingConfig) -> Any:
+    limits = Limits(
+        max_string=settings.max_string_length,
+        max_depth=settings.max_depth,
+        max_line_bytes=settings.max_line_bytes,
+    )
+    if settings.renders_console:
+        return console_renderer(limits, colors=_colors_wanted())
+    return json_renderer(limits)
+
+
+def _colors_wanted() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _build_sink(settings: LoggingConfig) -> Sink:
+    from .output import build_output
+
+    return build_output(settings)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Write every buffered line now; return whether all were written."""
+    return _state.PIPELINE.sink.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and close the outputs within *timeout* seconds.
+
+    Lines logged afterwards are written straight through (see the README).
+    """
+    settings = _state.config()
+    limit = settings.shutdown_timeout if timeout is None else timeout
+    return _state.PIPELINE.sink.close(limit)

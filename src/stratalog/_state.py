@@ -1,0 +1,91 @@
+"""The running pipeline, swapped as a whole by :func:`stratalog.configure`.
+
+Readers take one reference to :data:`PIPELINE` and use it for the whole
+line, so a concurrent ``configure()`` never mixes two pipelines in a line.
+Until ``configure()`` runs, the first line configures from the
+environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .config import LoggingConfig
+
+__all__ = ["PIPELINE", "Pipeline", "Sink", "config", "ensure_configured"]
+
+Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
+
+
+class Sink(Protocol):
+    """Where rendered lines go; ``write`` never blocks on I/O."""
+
+    def write(self, line: bytes, level: int) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+    def close(self, timeout: float) -> bool: ...
+
+
+class _NullSink:
+    def write(self, line: bytes, level: int) -> None:
+        pass
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float) -> bool:
+        return True
+
+
+def _render_nothing(event: dict[str, Any]) -> bytes:
+    return b""
+
+
+@dataclass(slots=True, eq=False)
+class Pipeline:
+    """One consistent set of everything a line passes through."""
+
+    config: LoggingConfig
+    min_level: int
+    processors: tuple[Processor, ...] = ()
+    render: Callable[[dict[str, Any]], bytes] = _render_nothing
+    sink: Sink = field(default_factory=_NullSink)
+    captures: tuple[list[dict[str, Any]], ...] = ()
+    volatile: frozenset[str] = frozenset()
+    redact: Callable[[dict[str, Any]], None] | None = None
+    configured: bool = True
+
+
+PIPELINE = Pipeline(config=LoggingConfig(), min_level=0, configured=False)
+"""The pipeline lines pass through; replaced, never mutated."""
+
+_lock = threading.RLock()
+
+
+def install(pipeline: Pipeline) -> Pipeline:
+    """Make *pipeline* current; return the one it replaces."""
+    global PIPELINE
+    with _lock:
+        previous, PIPELINE = PIPELINE, pipeline
+    return previous
+
+
+def config() -> LoggingConfig:
+    """Return the configuration in force."""
+    return PIPELINE.config
+
+
+def ensure_configured() -> Pipeline:
+    """Configure from the environment if nothing configured yet."""
+    if PIPELINE.configured:
+        return PIPELINE
+    with _lock:
+        if not PIPELINE.configured:
+            from ._setup import configure
+
+            configure()
+    return PIPELINE

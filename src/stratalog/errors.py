@@ -1,0 +1,127 @@
+"""Error cascade prevention: one full record per failure, per request.
+
+An exception is recorded where it is first seen, which is the innermost
+layer that logs it. When the same exception, or one chained from it
+(``raise ... from`` or raised while handling it), is seen again further
+out, the outer layer gets the existing record back and writes only a short
+line that names the error id and the origin. Exceptions cannot be weakly
+referenced, so the history holds them strongly and is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ErrorContext", "ErrorRecord", "format_exception"]
+
+_CHAIN_LIMIT = 32
+
+
+def _new_error_id() -> str:
+    return f"err-{os.urandom(5).hex()}"
+
+
+def format_exception(exc: BaseException) -> str:
+    """Return the traceback text of *exc*, with its chain, never raising."""
+    try:
+        return "".join(traceback.format_exception(exc)).rstrip()
+    except Exception:
+        return f"{type(exc).__name__}: <traceback unavailable>"
+
+
+@dataclass(slots=True, eq=False)
+class ErrorRecord:
+    """One distinct failure in a request and the layers it crossed."""
+
+    error_id: str
+    type: str
+    message: str
+    origin_layer: str | None
+    origin_operation: str | None
+    exception: BaseException | None = None
+    layers: list[str] = field(default_factory=list)
+
+    def crossed(self, layer: str | None) -> None:
+        """Note that the failure passed out through *layer*."""
+        if layer and (not self.layers or self.layers[-1] != layer):
+            self.layers.append(layer)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the summary entry for this error."""
+        return {
+            "error_id": self.error_id,
+            "type": self.type,
+            "message": self.message,
+            "origin_layer": self.origin_layer,
+            "origin_operation": self.origin_operation,
+            "layers": list(self.layers),
+        }
+
+
+class ErrorContext:
+    """The distinct errors of one request (at most ``max_history``)."""
+
+    __slots__ = ("_by_id", "dropped", "max_history", "records")
+
+    def __init__(self, max_history: int = 50) -> None:
+        self.max_history = max_history
+        self.records: list[ErrorRecord] = []
+        self._by_id: dict[int, ErrorRecord] = {}
+        self.dropped = 0
+
+    def find(self, exc: BaseException) -> ErrorRecord | None:
+        """Return the record of *exc* or of an exception it was chained to."""
+        seen: set[int] = set()
+        todo: list[BaseException] = [exc]
+        while todo and len(seen) < _CHAIN_LIMIT:
+            current = todo.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            record = self._by_id.get(id(current))
+            if record is not None and record.exception is current:
+                return record
+            for linked in (current.__cause__, current.__context__):
+                if linked is not None:
+                    todo.append(linked)
+        return None
+
+    def record(
+        self,
+        exc: BaseException,
+        layer: str | None,
+        operation: str | None,
+    ) -> ErrorRecord:
+        """Record *exc* as a new distinct error first seen at *layer*."""
+        record = ErrorRecord(
+            error_id=_new_error_id(),
+            type=type(exc).__name__,
+            message=_message(exc),
+            origin_layer=layer,
+            origin_operation=operation,
+            exception=exc,
+        )
+        record.crossed(layer)
+        if len(self.records) >= self.max_history:
+            oldest = self.records.pop(0)
+            if oldest.exception is not None:
+                self._by_id.pop(id(oldest.exception), None)
+            self.dropped += 1
+        self.records.append(record)
+        self._by_id[id(exc)] = record
+        return record
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Return one entry per distinct error, oldest first."""
+        return [record.as_dict() for record in self.records]
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<unrepresentable {type(exc).__name__}>"
+    return text if len(text) <= 1_000 else f"{text[:1_000]}..."
