@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _state, _stdlib
 from ._render import Limits, console_renderer, json_renderer
-from ._state import Pipeline, Processor, Sink
+from ._state import OperationObserver, Pipeline, Processor, Sink
 from .config import LoggingConfig
 from .processors import DEFAULT_REDACT_KEYS, DEFAULT_REDACT_PATTERNS, Redactor
 
@@ -27,6 +27,7 @@ def configure(
     *,
     processors: Iterable[Processor] = (),
     sink: Sink | None = None,
+    observers: Iterable[OperationObserver] = (),
     **overrides: Any,
 ) -> LoggingConfig:
     """Configure stratalog from the environment, *config* and *overrides*.
@@ -35,7 +36,7 @@ def configure(
     fixtures): the new pipeline replaces the old one whole, the old
     outputs are flushed and closed, and no handler is added twice.
     *processors* run after the built-in ones; *sink* replaces the outputs
-    the configuration describes.
+    the configuration describes; *observers* are told of every operation.
     """
     with _lock:
         base = config if config is not None else LoggingConfig.from_env()
@@ -48,6 +49,7 @@ def configure(
             sink=sink if sink is not None else _build_sink(settings),
             volatile=frozenset(settings.dedupe_volatile_fields),
             redact=_redactor(settings),
+            observers=tuple(observers),
             captures=_state.PIPELINE.captures,
         )
         previous = _state.install(pipeline)

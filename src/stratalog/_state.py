@@ -15,7 +15,14 @@ from typing import Any, Protocol
 
 from .config import LoggingConfig
 
-__all__ = ["PIPELINE", "Pipeline", "Sink", "config", "ensure_configured"]
+__all__ = [
+    "PIPELINE",
+    "OperationObserver",
+    "Pipeline",
+    "Sink",
+    "config",
+    "ensure_configured",
+]
 
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
@@ -28,6 +35,25 @@ class Sink(Protocol):
     def flush(self, timeout: float | None = None) -> bool: ...
 
     def close(self, timeout: float) -> bool: ...
+
+
+class OperationObserver(Protocol):
+    """Told when an operation starts and ends (spans, metrics).
+
+    ``started`` returns a state object handed back to ``finished``;
+    *outcome* is ``completed``, ``slow``, ``failed`` or ``cancelled``.
+    """
+
+    def started(self, operation: Any) -> Any: ...
+
+    def finished(
+        self,
+        operation: Any,
+        state: Any,
+        exc: BaseException | None,
+        duration: float,
+        outcome: str,
+    ) -> None: ...
 
 
 class _NullSink:
@@ -57,6 +83,7 @@ class Pipeline:
     captures: tuple[list[dict[str, Any]], ...] = ()
     volatile: frozenset[str] = frozenset()
     redact: Callable[[dict[str, Any]], None] | None = None
+    observers: tuple[OperationObserver, ...] = ()
     configured: bool = True
 
 

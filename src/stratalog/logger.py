@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _diagnostics, _state
 from ._emit import emit
+from ._state import OperationObserver
 from .config import LEVELS
 from .context import RequestContext, request_context
 from .dedup import DeduplicationPolicy, fingerprint, generate_operation_key
@@ -297,6 +298,7 @@ class Operation:
         "_ctx",
         "_done",
         "_logger",
+        "_observed",
         "_start",
         "_token",
         "data",
@@ -319,6 +321,12 @@ class Operation:
         self._token: contextvars.Token[tuple[str, str] | None] | None = None
         self._start = 0.0
         self._done = False
+        self._observed: tuple[tuple[OperationObserver, Any], ...] = ()
+
+    @property
+    def context(self) -> RequestContext | None:
+        """The request this operation runs in, if any."""
+        return self._ctx
 
     def __enter__(self) -> dict[str, Any]:
         return self._begin()
@@ -351,6 +359,9 @@ class Operation:
                 ctx.operation_count += 1
                 _tracker_of(ctx).enter(self.layer, self._start)
             self._token = _current_operation.set((self.layer, self.name))
+            observers = _state.PIPELINE.observers
+            if observers:
+                self._observed = _observe_start(self, observers)
             if _state.PIPELINE.min_level <= DEBUG:
                 self._write(DEBUG, "operation.started", "started", {})
         except Exception as error:
@@ -372,11 +383,17 @@ class Operation:
             fields["operation"] = self.name
             fields["duration_ms"] = round(duration * 1000, 3)
             if exc is None:
+                outcome = "slow" if exceeds else "completed"
                 self._completed(fields, exceeds, threshold)
             elif isinstance(exc, Exception):
+                outcome = "failed"
                 self._failed(fields, exc, exceeds)
             else:
+                outcome = "cancelled"
                 self._cancelled(fields, exc)
+            if self._observed:
+                # After the line, so that it still carries a span's ids.
+                _observe_end(self, exc, duration, outcome)
         except Exception as error:
             _diagnostics.report(
                 "operation", "an operation end was lost", error
@@ -456,6 +473,32 @@ class Operation:
             fields,
             self._ctx,
         )
+
+
+def _observe_start(
+    operation: Operation, observers: tuple[OperationObserver, ...]
+) -> tuple[tuple[OperationObserver, Any], ...]:
+    observed = []
+    for observer in observers:
+        try:
+            observed.append((observer, observer.started(operation)))
+        except Exception as error:
+            _diagnostics.report("observer", "an observer failed", error)
+    return tuple(observed)
+
+
+def _observe_end(
+    operation: Operation,
+    exc: BaseException | None,
+    duration: float,
+    outcome: str,
+) -> None:
+    observed, operation._observed = operation._observed, ()
+    for observer, state in reversed(observed):
+        try:
+            observer.finished(operation, state, exc, duration, outcome)
+        except Exception as error:
+            _diagnostics.report("observer", "an observer failed", error)
 
 
 _loggers: dict[tuple[str, str], UnifiedLogger] = {}
