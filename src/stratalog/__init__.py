@@ -5,8 +5,6 @@ core and infrastructure layers to external calls, ending in one summary
 line with a per-layer timeline.
 """
 
-from __future__ import annotations
-
 from ._setup import configure, flush, shutdown
 from .config import LoggingConfig
 from .context import (

@@ -1,0 +1,1 @@
+"""Small applications that tests run under real servers."""
