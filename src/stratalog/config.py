@@ -74,13 +74,18 @@ class LoggingConfig:
     capture_stdlib: bool = True
     service_name: str | None = None
     otlp_endpoint: str | None = None
+    otlp_timeout: float = 5.0
     tracing: str = "auto"
+    operation_spans: str = "auto"
 
     def __post_init__(self) -> None:
         _check_choice("LOG_LEVEL", self.level, LEVELS)
         _check_choice("LOG_FORMAT", self.format, ("auto", "json", "console"))
         _check_choice("LOG_OVERFLOW", self.overflow, ("drop_low", "block"))
         _check_choice("LOG_TRACING", self.tracing, ("auto", "on", "off"))
+        _check_choice(
+            "LOG_OPERATION_SPANS", self.operation_spans, ("auto", "on", "off")
+        )
         for name in self.outputs:
             _check_choice("LOG_OUTPUT", name, ("stdout", "stderr"))
         for layer, seconds in self.thresholds.items():
@@ -100,6 +105,7 @@ class LoggingConfig:
         _check_positive("LOG_MAX_STRING_LENGTH", self.max_string_length)
         _check_positive("LOG_MAX_DEPTH", self.max_depth)
         _check_positive("LOG_MAX_LINE_BYTES", self.max_line_bytes)
+        _check_positive("LOG_OTLP_TIMEOUT", self.otlp_timeout)
 
     @property
     def level_no(self) -> int:
@@ -245,5 +251,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_CAPTURE_STDLIB": ("capture_stdlib", _bool),
     "LOG_SERVICE_NAME": ("service_name", str),
     "LOG_OTLP_ENDPOINT": ("otlp_endpoint", str),
+    "LOG_OTLP_TIMEOUT": ("otlp_timeout", _float),
     "LOG_TRACING": ("tracing", _lower),
+    "LOG_OPERATION_SPANS": ("operation_spans", _lower),
 }
