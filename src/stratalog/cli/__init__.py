@@ -8,6 +8,8 @@ from __future__ import annotations
 import click
 
 from stratalog.cli._report import report
+from stratalog.cli._tail import tail
+from stratalog.cli._trace import trace
 
 __all__ = ["main"]
 
@@ -19,3 +21,5 @@ def main() -> None:
 
 
 main.add_command(report)
+main.add_command(tail)
+main.add_command(trace)
