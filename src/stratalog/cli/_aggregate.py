@@ -151,8 +151,10 @@ class ReportAggregator:
         stripped = line.strip()
         if not stripped:
             self.lines -= 1
-        elif stripped[:1] != b"{" or stripped[-1:] != b"}":
+        elif stripped[:1] != b"{":
             bump(self.malformed, "not a JSON object")
+        elif stripped[-1:] != b"}":
+            bump(self.malformed, "invalid JSON")
 
     def _on_request(self, event: dict[str, Any]) -> None:
         self.requests += 1

@@ -28,6 +28,7 @@ __all__ = [
 CHUNK_SIZE = 4 << 20
 MAX_LINE = 64 << 20
 STDIN = "-"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Readable(Protocol):
@@ -116,19 +117,33 @@ def _skip_to_newline(data: bytes) -> tuple[bytes, bool]:
 def _open(name: str) -> Source:
     if name == STDIN:
         stdin = sys.stdin.buffer
-        if _is_gzip_stream(stdin):
-            return Source(name, gzip.GzipFile(fileobj=stdin), stdin)
-        return Source(name, stdin, stdin)
+        stream = _Prefixed(stdin)
+        if stream.prefix.startswith(_GZIP_MAGIC):
+            packed = gzip.GzipFile(mode="rb", fileobj=stream)
+            return Source(name, packed, stdin)
+        return Source(name, stream, stdin)
     raw = open(name, "rb")  # noqa: SIM115 - closed by iter_sources
     if name.endswith(".gz"):
         return Source(name, gzip.GzipFile(fileobj=raw), raw)
     return Source(name, raw, raw)
 
 
-def _is_gzip_stream(stream: BinaryIO) -> bool:
-    if not isinstance(stream, io.BufferedReader):
-        return False
-    try:
-        return stream.peek(2)[:2] == b"\x1f\x8b"
-    except (OSError, ValueError):
-        return False
+class _Prefixed:
+    """A stream whose first bytes were read ahead to sniff its format."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.prefix = stream.read(len(_GZIP_MAGIC))
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return the sniffed bytes first, then the stream's."""
+        head, self.prefix = self.prefix, b""
+        if not head:
+            return self._stream.read(size)
+        if size < 0:
+            return head + self._stream.read()
+        return head + self._stream.read(max(size - len(head), 0))
+
+    def seek(self, offset: int, /) -> int:
+        """Refuse: standard input is read once, front to back."""
+        raise io.UnsupportedOperation(f"cannot seek stdin to {offset}")
