@@ -11,6 +11,7 @@ they both accept.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 import enum
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -32,7 +34,13 @@ __all__ = [
     "to_jsonable",
 ]
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+# Dates and times go through ``_default`` (isoformat): orjson writes some
+# ``time`` values wrongly (12:00:00.010000 as 12:00:00.10000).
+_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _CUT = "<max depth>"
@@ -109,13 +117,44 @@ def _default(value: Any) -> Any:
         return _escape_bytes(value)
     if isinstance(value, BaseException):
         return {"type": type(value).__name__, "message": _safe_str(value)}
-    if isinstance(value, PurePath):
+    if isinstance(value, PurePath | UUID):
         return str(value)
+    if isinstance(value, dt.date | dt.time):
+        return _isoformat(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, tuple | list):
         return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _dataclass_fields(value)
     return safe_repr(value, 1_000)
+
+
+def _isoformat(value: dt.date | dt.time) -> str:
+    try:
+        return value.isoformat()
+    except Exception:
+        return safe_repr(value)
+
+
+def _dataclass_fields(value: Any) -> dict[str, Any]:
+    """Mirror orjson, which writes a dataclass as a mapping of its fields."""
+    return {
+        f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)
+    }
+
+
+def _utf8(text: str) -> str:
+    """Escape lone surrogates, which have no UTF-8 form."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 def _safe_str(value: object) -> str:
@@ -126,26 +165,44 @@ def _safe_str(value: object) -> str:
 
 
 def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None or isinstance(key, bool):
-        return "null" if key is None else ("true" if key else "false")
-    if isinstance(key, dt.datetime | dt.date | dt.time):
-        return key.isoformat()
+    """Write a mapping key as a string, the way orjson's fast path does."""
     if isinstance(key, enum.Enum):
         return _key(key.value)
-    return _safe_str(key) if not isinstance(key, tuple) else safe_repr(key)
+    if isinstance(key, str):
+        return _utf8(str.__str__(key))
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else ("true" if key else "false")
+    if isinstance(key, int):
+        return (
+            _int_text(int.__int__(key)) or f"<int of {key.bit_length()} bits>"
+        )
+    if isinstance(key, float):
+        return orjson.dumps(float.__float__(key)).decode()
+    if isinstance(key, dt.date | dt.time):
+        return _isoformat(key)
+    if isinstance(key, tuple):
+        return _utf8(safe_repr(key))
+    return _utf8(_safe_str(key))
+
+
+def _int_text(value: int) -> str | None:
+    """Return the digits of *value*, or None past ``str()``'s digit limit."""
+    try:
+        return str(value)
+    except ValueError:
+        return None
 
 
 class _Walker:
     """The slow path: rebuild a value under the limits, marking each cut."""
 
-    __slots__ = ("cut", "limits", "path")
+    __slots__ = ("cut", "fragments", "limits", "path")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, *, fragments: bool = True) -> None:
         self.limits = limits
         self.path: set[int] = set()
         self.cut = False
+        self.fragments = fragments
 
     def walk(self, value: Any, depth: int) -> Any:
         kind = type(value)
@@ -154,24 +211,37 @@ class _Walker:
         if kind is bool or kind is float or value is None:
             return value
         if kind is int:
-            if _INT_MIN <= value <= _INT_MAX:
-                return value
-            return orjson.Fragment(str(value).encode())
+            return self._int(value)
+        if isinstance(value, enum.Enum):
+            return self.walk(value.value, depth)
+        if isinstance(value, str):
+            return self._string(str.__str__(value))
+        if isinstance(value, int):
+            return self._int(int.__int__(value))
+        if isinstance(value, float):
+            return float.__float__(value)
         if depth >= self.limits.max_depth:
             self.cut = True
             return _CUT
         if isinstance(value, Mapping | list | tuple | set | frozenset):
             return self._container(value, depth)
-        if isinstance(value, dt.datetime | dt.date | dt.time | enum.Enum):
-            return value
         return self.walk(_default(value), depth + 1)
+
+    def _int(self, value: int) -> Any:
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        text = _int_text(value)
+        if text is None:
+            self.cut = True
+            return f"<int of {value.bit_length()} bits>"
+        return orjson.Fragment(text.encode()) if self.fragments else value
 
     def _string(self, value: str) -> str:
         limit = self.limits.max_string
-        if len(value) <= limit:
-            return value
-        self.cut = True
-        return f"{value[:limit]}...<{len(value) - limit} more chars>"
+        if len(value) > limit:
+            self.cut = True
+            value = f"{value[:limit]}...<{len(value) - limit} more chars>"
+        return _utf8(value)
 
     def _container(self, value: Any, depth: int) -> Any:
         marker = id(value)
@@ -261,23 +331,46 @@ _CORE_KEYS = ("timestamp", "level", "logger", "layer", "event")
 
 
 def _render_minimal(event: dict[str, Any]) -> bytes:
-    kept: dict[str, Any] = {
-        k: _safe_str(event[k])[:256] for k in _CORE_KEYS if k in event
+    try:
+        kept: dict[str, Any] = {
+            k: _utf8(_safe_str(event[k])[:256])
+            for k in _CORE_KEYS
+            if k in event
+        }
+        kept["truncated"] = True
+        kept["render_error"] = True
+        return orjson.dumps(kept, option=_OPTIONS)
+    except Exception:
+        return b'{"truncated":true,"render_error":true}\n'
+
+
+# Console output: control characters from user data (ANSI escapes, CR, NUL,
+# the C1 range that some terminals obey) must never reach a terminal raw,
+# so every string, key and value, is escaped before the console renderer
+# adds its own colours. Only a traceback keeps its line breaks.
+_CONTROL = {
+    c: f"\\x{c:02x}"
+    for c in (*range(0x20), *range(0x7F, 0xA0))
+    if c not in (9, 10)
+}
+_CONTROL_AND_NEWLINE = {**_CONTROL, 10: "\\n"}
+_MULTILINE_KEYS = frozenset({"exception", "stack"})
+
+
+def escape_controls(text: str, *, newlines: bool = True) -> str:
+    """Replace control characters by escapes; keep tab, and *newlines*."""
+    return text.translate(_CONTROL if newlines else _CONTROL_AND_NEWLINE)
+
+
+def _console_safe(safe: dict[str, Any]) -> dict[str, Any]:
+    return {
+        escape_controls(k, newlines=False): (
+            escape_controls(v, newlines=k in _MULTILINE_KEYS)
+            if isinstance(v, str)
+            else v
+        )
+        for k, v in safe.items()
     }
-    kept["truncated"] = True
-    kept["render_error"] = True
-    return orjson.dumps(kept, option=_OPTIONS)
-
-
-# Console output: control characters from user data (ANSI escapes, CR, NUL)
-# must never reach a terminal raw, so every string is escaped before the
-# console renderer adds its own colours.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (9, 10)}
-
-
-def escape_controls(text: str) -> str:
-    """Replace control characters (except tab and newline) by escapes."""
-    return text.translate(_CONTROL)
 
 
 def console_renderer(
@@ -290,11 +383,8 @@ def console_renderer(
 
     def render(event: dict[str, Any]) -> bytes:
         try:
-            safe = to_jsonable(event, limits)
-            cleaned = {
-                k: escape_controls(v) if isinstance(v, str) else v
-                for k, v in safe.items()
-            }
+            safe = _Walker(limits, fragments=False).walk(event, 0)
+            cleaned = _console_safe(safe)
             text = renderer(None, str(cleaned.get("level", "")), cleaned)
             return str(text).encode() + b"\n"
         except Exception as exc:
