@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stratalog import _diagnostics
 from stratalog.exceptions import (
@@ -164,35 +164,29 @@ class RetryPolicy:
     honor_retry_after: bool = True
 
     def __post_init__(self) -> None:
-        attempts = self.max_attempts
-        _check(
-            isinstance(attempts, int)
-            and not isinstance(attempts, bool)
-            and attempts >= 1,
-            "max_attempts",
-            attempts,
-            "an int of at least 1",
+        rules = (
+            ("max_attempts", _is_count(self.max_attempts), "an int >= 1"),
+            ("base_delay", _is_seconds(self.base_delay), "seconds >= 0"),
+            (
+                "max_delay",
+                _is_seconds(self.max_delay)
+                and self.max_delay >= self.base_delay,
+                "finite seconds >= base_delay",
+            ),
+            (
+                "deadline",
+                self.deadline is None
+                or (_is_seconds(self.deadline) and self.deadline > 0),
+                "None or finite seconds > 0",
+            ),
+            ("retry_on", callable(self.retry_on), "a callable"),
         )
-        _check(
-            _is_seconds(self.base_delay),
-            "base_delay",
-            self.base_delay,
-            "finite seconds >= 0",
-        )
-        _check(
-            _is_seconds(self.max_delay) and self.max_delay >= self.base_delay,
-            "max_delay",
-            self.max_delay,
-            "finite seconds >= base_delay",
-        )
-        _check(
-            self.deadline is None
-            or (_is_seconds(self.deadline) and self.deadline > 0),
-            "deadline",
-            self.deadline,
-            "None or finite seconds > 0",
-        )
-        _check(callable(self.retry_on), "retry_on", self.retry_on, "callable")
+        for field, valid, allowed in rules:
+            if not valid:
+                value = getattr(self, field)
+                raise ConfigurationError(
+                    f"RetryPolicy.{field}", value, allowed
+                )
 
     def should_retry(self, exc: BaseException) -> bool:
         """Tell whether a failed attempt that raised *exc* may be repeated.
@@ -235,28 +229,11 @@ async def run_retries(
     import tenacity
 
     replay = _Replay(first_error, _deadline(policy, deadline_at))
-
-    async def attempt() -> T:
-        replay.first()
-        try:
-            async with asyncio.timeout(replay.remaining()):
-                return await attempt_fn()
-        except CircuitOpenError as exc:
-            raise _ShortCircuited(replay.last_error) from exc
-        except Exception as exc:
-            replay.last_error = exc
-            raise
-
     retrying = tenacity.AsyncRetrying(
-        sleep=asyncio.sleep,
-        stop=_stop_rule(policy, replay.deadline),
-        wait=_wait_rule(policy),
-        retry=tenacity.retry_if_exception(_retry_rule(policy)),
-        before_sleep=_announcer(on_retry),
-        reraise=True,
+        sleep=asyncio.sleep, **_rules(policy, replay.deadline, on_retry)
     )
     try:
-        return await retrying(attempt)
+        return await retrying(functools.partial(replay.call_async, attempt_fn))
     except _ShortCircuited as stopped:
         error = stopped.error
     raise error
@@ -279,27 +256,11 @@ def run_retries_sync(
     import tenacity
 
     replay = _Replay(first_error, _deadline(policy, deadline_at))
-
-    def attempt() -> T:
-        replay.first()
-        try:
-            return attempt_fn()
-        except CircuitOpenError as exc:
-            raise _ShortCircuited(replay.last_error) from exc
-        except Exception as exc:
-            replay.last_error = exc
-            raise
-
     retrying = tenacity.Retrying(
-        sleep=time.sleep,
-        stop=_stop_rule(policy, replay.deadline),
-        wait=_wait_rule(policy),
-        retry=tenacity.retry_if_exception(_retry_rule(policy)),
-        before_sleep=_announcer(on_retry),
-        reraise=True,
+        sleep=time.sleep, **_rules(policy, replay.deadline, on_retry)
     )
     try:
-        return retrying(attempt)
+        return retrying(functools.partial(replay.call, attempt_fn))
     except _ShortCircuited as stopped:
         error = stopped.error
     raise error
@@ -314,19 +275,40 @@ class _ShortCircuited(Exception):
 
 
 class _Replay:
-    """Replays the first failure, then remembers the latest real one."""
+    """Replays the first failure, then runs and watches real attempts."""
 
     def __init__(self, first_error: Exception, deadline: float | None):
         self.last_error = first_error
         self.deadline = deadline
         self._replayed = False
 
-    def first(self) -> None:
+    def call(self, attempt_fn: Callable[[], T]) -> T:
+        self._replay_first()
+        try:
+            return attempt_fn()
+        except CircuitOpenError as exc:
+            raise _ShortCircuited(self.last_error) from exc
+        except Exception as exc:
+            self.last_error = exc
+            raise
+
+    async def call_async(self, attempt_fn: Callable[[], Awaitable[T]]) -> T:
+        self._replay_first()
+        try:
+            async with asyncio.timeout(self._remaining()):
+                return await attempt_fn()
+        except CircuitOpenError as exc:
+            raise _ShortCircuited(self.last_error) from exc
+        except Exception as exc:
+            self.last_error = exc
+            raise
+
+    def _replay_first(self) -> None:
         if not self._replayed:
             self._replayed = True
             raise self.last_error
 
-    def remaining(self) -> float | None:
+    def _remaining(self) -> float | None:
         if self.deadline is None:
             return None
 
@@ -340,11 +322,26 @@ def _deadline(policy: RetryPolicy, deadline_at: float | None) -> float | None:
     return time.monotonic() + policy.deadline
 
 
+def _rules(
+    policy: RetryPolicy, deadline: float | None, on_retry: OnRetry | None
+) -> dict[str, Any]:
+    import tenacity
+
+    return {
+        "stop": _stop_rule(policy, deadline),
+        "wait": _wait_rule(policy),
+        "retry": tenacity.retry_if_exception(_retry_rule(policy)),
+        "before_sleep": _announcer(on_retry),
+        "reraise": True,
+    }
+
+
 def _retry_rule(policy: RetryPolicy) -> Callable[[BaseException], bool]:
     def retry(exc: BaseException) -> bool:
-        return not isinstance(exc, _ShortCircuited) and policy.should_retry(
-            exc
-        )
+        if isinstance(exc, _ShortCircuited):
+            return False
+
+        return policy.should_retry(exc)
 
     return retry
 
@@ -481,6 +478,7 @@ def _is_seconds(value: object) -> bool:
     )
 
 
-def _check(ok: bool, field: str, value: object, allowed: str) -> None:
-    if not ok:
-        raise ConfigurationError(f"RetryPolicy.{field}", value, allowed)
+def _is_count(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    )

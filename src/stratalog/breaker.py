@@ -82,35 +82,19 @@ class CircuitBreakerConfig:
     probe_lease: float = 120.0
 
     def __post_init__(self) -> None:
-        _check(
-            _is_count(self.failure_threshold),
-            "failure_threshold",
-            self.failure_threshold,
+        rules = (
+            ("failure_threshold", _is_count, "an int >= 1"),
+            ("recovery_timeout", _is_seconds, "finite seconds >= 0"),
+            ("half_open_max_calls", _is_count, "an int >= 1"),
+            ("excluded_exceptions", _is_error_types, "a tuple of classes"),
+            ("probe_lease", _is_positive_seconds, "finite seconds > 0"),
         )
-        _check(
-            _is_seconds(self.recovery_timeout),
-            "recovery_timeout",
-            self.recovery_timeout,
-            "finite seconds >= 0",
-        )
-        _check(
-            _is_count(self.half_open_max_calls),
-            "half_open_max_calls",
-            self.half_open_max_calls,
-        )
-        _check(
-            isinstance(self.excluded_exceptions, tuple)
-            and all(_is_error_type(t) for t in self.excluded_exceptions),
-            "excluded_exceptions",
-            self.excluded_exceptions,
-            "a tuple of exception classes",
-        )
-        _check(
-            _is_seconds(self.probe_lease) and self.probe_lease > 0,
-            "probe_lease",
-            self.probe_lease,
-            "finite seconds > 0",
-        )
+        for field, is_valid, allowed in rules:
+            value = getattr(self, field)
+            if not is_valid(value):
+                raise ConfigurationError(
+                    f"CircuitBreakerConfig.{field}", value, allowed
+                )
 
 
 class Admission:
@@ -589,14 +573,11 @@ def _is_seconds(value: object) -> bool:
     )
 
 
-def _is_error_type(value: object) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseException)
+def _is_positive_seconds(value: object) -> bool:
+    return _is_seconds(value) and value != 0
 
 
-def _check(
-    ok: bool, field: str, value: object, allowed: str = "an int >= 1"
-) -> None:
-    if not ok:
-        raise ConfigurationError(
-            f"CircuitBreakerConfig.{field}", value, allowed
-        )
+def _is_error_types(value: object) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value
+    )
