@@ -75,7 +75,7 @@ def trace(correlation_id: str, files: tuple[str, ...]) -> None:
     scan(files, collector.feed)
     if not collector.lines:
         raise click.ClickException(
-            f"no line with correlation_id {clean(correlation_id)!r} "
+            f"no line with correlation_id '{clean(correlation_id)}' "
             f"in {', '.join(clean(name) for name in files)}"
         )
     waterfall = Waterfall.build(collector.lines)

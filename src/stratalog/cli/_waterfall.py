@@ -62,6 +62,9 @@ _COMMON = frozenset(
 )
 
 
+_SHOWN = frozenset(("client", "duration_ms", "operation"))
+
+
 def micros(value: object) -> int | None:
     """Return an RFC 3339 timestamp as microseconds since the epoch."""
     if not isinstance(value, str):
@@ -231,12 +234,7 @@ def _detail(event: str, line: dict[str, Any]) -> str:
     if event == "operation.slow":
         return f"slow: threshold {fmt_ms(get('threshold_ms'))} ms"
     if event == "operation.failed":
-        text = (
-            f"{get('error_type')}: {get('error_message')} [{get('error_id')}]"
-        )
-        if get("propagated"):
-            text += f" from {get('origin_layer')}.{get('origin_operation')}"
-        return clean(text)
+        return _failure(line)
     if event == "external.retry.scheduled":
         return clean(
             f"attempt {get('attempt')} failed ({get('error_type')}), "
@@ -247,9 +245,25 @@ def _detail(event: str, line: dict[str, Any]) -> str:
     fields = [
         f"{key}={value}"
         for key, value in line.items()
-        if key not in _COMMON and key not in ("client", "duration_ms")
+        if key not in _COMMON and key not in _SHOWN
     ]
     return clean(" ".join(fields))[:120]
+
+
+def _failure(line: dict[str, Any]) -> str:
+    get = line.get
+    text = str(get("error_type") or "error")
+    if get("error_message"):
+        text += f": {get('error_message')}"
+    text += f" [{get('error_id')}]"
+    origin = [
+        str(part)
+        for part in (get("origin_layer"), get("origin_operation"))
+        if part
+    ]
+    if get("propagated") and origin:
+        text += " from " + ".".join(origin)
+    return clean(text)
 
 
 def _label(row: Row) -> str:
