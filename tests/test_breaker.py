@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import threading
@@ -601,10 +602,9 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def redis_port() -> Iterator[int]:
-    """A throwaway redis-server on a free loopback port."""
-    port = free_port()
+@contextlib.contextmanager
+def running_redis(port: int) -> Iterator[None]:
+    """Run a throwaway redis-server on *port* until the block ends."""
     server = subprocess.Popen(
         [
             "redis-server",
@@ -621,10 +621,18 @@ def redis_port() -> Iterator[int]:
     )
     try:
         wait_for_ping(port)
-        yield port
+        yield
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    """The port of a redis-server shared by this module's tests."""
+    port = free_port()
+    with running_redis(port):
+        yield port
 
 
 def wait_for_ping(port: int) -> None:
@@ -732,6 +740,30 @@ async def test_processes_share_one_probe_then_close(
     ]
 
 
+async def test_concurrent_processes_get_one_probe(
+    redis_clients: list[redis.asyncio.Redis],
+    transitions: list[Transition],
+) -> None:
+    """Twenty admissions racing from two processes yield one probe."""
+    first, second = shared_breakers(
+        redis_clients, transitions, failure_threshold=1
+    )
+    await fail_async(first)
+    await asyncio.sleep(0.35)
+
+    results = await asyncio.gather(
+        *(b.acquire_async() for b in (first, second) * 10),
+        return_exceptions=True,
+    )
+
+    admitted = [r for r in results if isinstance(r, Admission)]
+    assert len(admitted) == 1
+    assert admitted[0].probe
+    refused = [r for r in results if isinstance(r, CircuitOpenError)]
+    assert len(refused) == 19
+    assert states(transitions).count(("open", "half_open")) == 1
+
+
 async def test_crashed_probe_cannot_wedge_other_processes(
     redis_clients: list[redis.asyncio.Redis],
     transitions: list[Transition],
@@ -798,6 +830,25 @@ async def test_refused_port_falls_back_to_local_state(
     assert not store.available
     assert _diagnostics.counts() == {"breaker.state_store_unavailable": 1}
     assert capfd.readouterr().err.count("breaker.state_store_unavailable") == 1
+
+
+async def test_shared_state_resumes_when_redis_returns() -> None:
+    """After retry_interval the store is asked again, and used once up."""
+    port = free_port()
+    client = redis.asyncio.Redis(host="127.0.0.1", port=port)
+    store = RedisBreakerState(client, timeout=0.5, retry_interval=0.2)
+    breaker = CircuitBreaker("llm", state_store=store)
+
+    before = await breaker.acquire_async()
+    with running_redis(port):
+        await asyncio.sleep(0.25)
+        after = await breaker.acquire_async()
+        await breaker.record_success_async(after)
+        await client.aclose()
+
+    assert not before.shared
+    assert after.shared
+    assert store.available
 
 
 async def test_silent_redis_costs_at_most_the_timeout() -> None:
