@@ -200,7 +200,8 @@ class RequestContext:
         Size is the length of the rendered JSON of key and value. When a new
         value would push the total over ``max_attributes_size``, the oldest
         attributes are removed until it fits; a single value larger than the
-        whole limit is stored as a marker naming its size instead.
+        whole limit is stored as a marker naming its size instead, and when
+        not even the marker fits, the key is dropped.
         """
         size = _attribute_size(key, value)
         self._forget_attribute(key)
@@ -208,6 +209,8 @@ class RequestContext:
         if size > limit:
             value = f"<dropped: {size} bytes, attribute limit is {limit}>"
             size = _attribute_size(key, value)
+            if size > limit:
+                return
         while self.attributes and self._attribute_total + size > limit:
             self._forget_attribute(next(iter(self.attributes)))
         self.attributes[key] = value
