@@ -5,7 +5,14 @@ core and infrastructure layers to external calls, ending in one summary
 line with a per-layer timeline.
 """
 
+from ._retry import RetryPolicy, is_retryable
 from ._setup import configure, flush, shutdown
+from .breaker import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitState,
+    RedisBreakerState,
+)
 from .config import LoggingConfig
 from .context import (
     ContextManager,
@@ -29,25 +36,49 @@ from .exceptions import (
     StratalogError,
     ValidationError,
 )
+from .external import BaseExternalClient, HTTPExternalClient
 from .logger import UnifiedLogger, get_unified_logger
+from .middleware import LoggingMiddleware
+from .output import AsyncLogBuffer
 from .performance import PerformanceTracker
 from .processors import Redactor
+from .service import BaseService
+from .sessions import (
+    InMemorySessionStore,
+    ISessionStore,
+    RedisSessionStore,
+    SessionService,
+)
 from .tracing import TracingIntegration
 
 __all__ = [
+    "AsyncLogBuffer",
+    "BaseExternalClient",
+    "BaseService",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
     "CircuitOpenError",
+    "CircuitState",
     "ConfigurationError",
     "ContextManager",
     "DeduplicationPolicy",
     "ErrorContext",
     "ErrorRecord",
     "ExternalCallError",
+    "HTTPExternalClient",
+    "ISessionStore",
+    "InMemorySessionStore",
     "LoggingConfig",
     "LoggingCoordinator",
+    "LoggingMiddleware",
     "PerformanceTracker",
     "Redactor",
+    "RedisBreakerState",
+    "RedisSessionStore",
     "RequestContext",
     "ResponseValidationError",
+    "RetryPolicy",
+    "SessionService",
     "StratalogError",
     "TracingIntegration",
     "UnifiedLogger",
@@ -59,6 +90,7 @@ __all__ = [
     "generate_operation_key",
     "get_context",
     "get_unified_logger",
+    "is_retryable",
     "request_context",
     "run_in_executor",
     "shutdown",

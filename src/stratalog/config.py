@@ -220,6 +220,11 @@ def _words(raw: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in raw.split(",") if w.strip())
 
 
+def _outputs(raw: str) -> tuple[str, ...]:
+    words = tuple(w.lower() for w in _words(raw))
+    return () if words == ("none",) else words
+
+
 def _lower(raw: str) -> str:
     return raw.lower()
 
@@ -229,7 +234,7 @@ _THRESHOLD_PREFIX = "LOG_PERF_THRESHOLD_"
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_LEVEL": ("level", _lower),
     "LOG_FORMAT": ("format", _lower),
-    "LOG_OUTPUT": ("outputs", _words),
+    "LOG_OUTPUT": ("outputs", _outputs),
     "LOG_FILE": ("file", str),
     "LOG_FILE_MAX_BYTES": ("file_max_bytes", _int),
     "LOG_FILE_BACKUPS": ("file_backups", _int),
