@@ -6,7 +6,9 @@ Which lines are candidates:
   :func:`generate_operation_key`, under a STRICT policy by default: the
   first of each per request is written, repeats are counted;
 - warning-and-above lines, keyed by their *fingerprint*: logger layer,
-  event name, error type, and the non-volatile fields with their values.
+  event name, error type (of the line's exception, else of the exception
+  being handled when the line is written), and the non-volatile fields
+  with their values.
   A field is volatile when its name ends in ``_id``, ``_ms``, ``_s`` or
   ``_at``, or is listed in ``LOG_DEDUPE_VOLATILE_FIELDS``. The first line of
   a fingerprint is written in full, later ones are counted.

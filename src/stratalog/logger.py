@@ -570,11 +570,19 @@ def _exception_from(exc_info: Any) -> BaseException | None:
 
 
 def _error_type(fields: Mapping[str, Any]) -> str | None:
+    """Return the error type a line is about, for its dedup key.
+
+    Without an exception among the fields or an ``error_type``, a line
+    written while an exception is handled is about that exception.
+    """
     for value in fields.values():
         if isinstance(value, BaseException):
             return type(value).__name__
     kind = fields.get("error_type")
-    return kind if isinstance(kind, str) else None
+    if isinstance(kind, str):
+        return kind
+    handled = sys.exception()
+    return None if handled is None else type(handled).__name__
 
 
 def _describe_payload(data: Any) -> dict[str, Any]:
