@@ -22,8 +22,8 @@ _EPOCH_S = calendar.timegm((2026, 12, 3, 14, 0, 0, 0, 0, 0))
 _INFRA = "infrastructure"
 _ERROR_RATE = 0.03
 _RETRY_RATE = 0.04
-_BREAKER_TRIP_RATE = 1.0 / 20_000
-_BREAKER_OPEN_US = 250_000
+_BREAKER_TRIP_RATE = 1.0 / 1_000
+_BREAKER_OPEN_US = 200_000
 _USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0",
     "python-httpx/0.28.1",
