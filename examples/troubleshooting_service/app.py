@@ -76,9 +76,7 @@ def _add_routes(app: FastAPI, services: Container) -> None:
     @app.post("/cases/{case_id}/troubleshoot")
     async def troubleshoot(case_id: str) -> dict[str, object]:
         async with api.operation("troubleshoot_case"):
-            return await services.troubleshooting_service.troubleshoot(
-                case_id
-            )
+            return await services.troubleshooting_service.troubleshoot(case_id)
 
     @app.get("/health")
     async def health() -> dict[str, object]:

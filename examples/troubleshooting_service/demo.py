@@ -37,6 +37,11 @@ DESCRIPTIONS = (
 )
 
 console = Console(stderr=True)
+STRATALOG_COMMAND = (
+    sys.executable,
+    "-c",
+    "from stratalog.cli import main; main()",
+)
 
 
 @dataclass
@@ -248,13 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         service_status = stop(service_process)
         stop(provider_process)
 
-    console.print(f"statuses seen by the clients: {dict(sorted(tally.statuses.items()))}")
+    seen = dict(sorted(tally.statuses.items()))
+    console.print(f"statuses seen by the clients: {seen}")
     report = subprocess.run(
-        [sys.executable, "-m", "stratalog.cli", "report", str(log_file)],
-        check=False,
+        [*STRATALOG_COMMAND, "report", str(log_file)], check=False
     )
     problems = check_log(log_file, tally)
-    if service_status != 0:
+    # uvicorn ends a graceful SIGTERM shutdown by re-raising the signal.
+    if service_status not in (0, -signal.SIGTERM):
         problems.append(f"the service exited with {service_status}")
     if tally.transport_errors:
         problems.append(f"{tally.transport_errors} transport errors")

@@ -59,7 +59,7 @@ async def complete(request: Request) -> JSONResponse:
             "label": label,
             "confidence": round(0.6 + _random.random() * 0.4, 3),
             "text": f"Most likely a {label} problem.",
-            "usage": {"prompt_tokens": len(prompt.split()), "total_tokens": 42},
+            "usage": {"prompt_tokens": len(prompt.split())},
         }
     )
 

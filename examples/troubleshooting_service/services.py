@@ -46,6 +46,10 @@ class CaseService(stratalog.BaseService):
             "get_case", self._cases.__getitem__, case_id
         )
 
+    def recent_ids(self, limit: int) -> list[str]:
+        """Return the ids of the latest *limit* cases."""
+        return list(self._cases)[-limit:]
+
     def _insert(self, title: str, description: str) -> Case:
         ctx = stratalog.get_context()
         case = Case(
@@ -83,11 +87,25 @@ class TroubleshootingService(stratalog.BaseService):
             ctx.agent_phase = "diagnosis"
         result = await self._classifier.classify(case.description)
         case.findings.append({"label": result.label, "source": result.source})
+        similar = await self._similar_cases(case, result.label)
+        self.log_metric("case.similar_found", len(similar))
         self.log_business_event(
             "case.classified",
             data={"case_id": case_id, "label": result.label},
         )
         return result
+
+    async def _similar_cases(self, case: Case, label: str) -> list[str]:
+        # Each lookup is a full service operation; within one request its
+        # repeated start/completion lines are written once and counted.
+        similar = []
+        for other_id in self._cases.recent_ids(8):
+            other = await self._cases.get_case(other_id)
+            if other is not case and any(
+                f["label"] == label for f in other.findings
+            ):
+                similar.append(other_id)
+        return similar
 
 
 def _has_text(title: str, description: str) -> bool:
