@@ -1,0 +1,141 @@
+"""Comparison 10: ``stratalog report`` against jq on the same large log.
+
+The log is generated once with ``stratalog.cli._generate.write_log``
+(1 GiB, or 64 MiB with ``--quick``) into ``var/bench/`` and reused while
+present. jq computes what the report's route table shows, request count
+and nearest-rank p95 duration per route, with the program in
+:data:`JQ_PROGRAM`, streaming (``-n`` with ``inputs``, no slurp). Each
+round runs both, in turn; wall time, CPU time and peak RSS come from
+``wait4`` on each child. Both answers are compared route by route.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ._family import Family, Unavailable, require
+from ._subject import Options
+
+__all__ = ["JQ_PROGRAM", "run"]
+
+JQ_PROGRAM = """\
+reduce (inputs | select(.event == "request.completed")) as $l
+  ({}; .[$l.route // $l.path] += [$l.duration_ms])
+| map_values(sort as $s | {
+    count: ($s | length),
+    p95: $s[(($s | length) * 0.95 | ceil) - 1]
+  })
+"""
+
+
+def _log_file(options: Options) -> tuple[Path, float]:
+    generate = require("stratalog.cli._generate", "write_log")
+    size = (64 if options.quick else 1024) << 20
+    path = options.var / f"report-{size >> 20}m.ndjson"
+    started = time.perf_counter()
+    if not path.exists() or path.stat().st_size < size:
+        partial = path.with_suffix(".partial")
+        generate.write_log(partial, size, seed=0)
+        partial.rename(path)
+        return path, time.perf_counter() - started
+    return path, 0.0
+
+
+def _measure(command: list[str], out: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    with out.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise Unavailable(f"{command[0]} exited with {process.returncode}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": usage.ru_maxrss / 1024,
+    }
+
+
+def _commands(path: Path, program: Path) -> dict[str, list[str]]:
+    stratalog = Path(sys.executable).with_name("stratalog")
+    return {
+        "stratalog": [str(stratalog), "report", "--json", str(path)],
+        "jq": ["jq", "-n", "-c", "-f", str(program), str(path)],
+    }
+
+
+def _agreement(var: Path) -> str:
+    report = json.loads((var / "report-stratalog.out").read_text())
+    answer = json.loads((var / "report-jq.out").read_text())
+    ours = {
+        row["route"]: (row["requests"], row["latency_ms"]["p95"])
+        for row in report["routes"]
+    }
+    theirs = {k: (v["count"], v["p95"]) for k, v in answer.items()}
+    if ours == theirs:
+        return f"agree on all {len(ours)} routes (count and p95)"
+    differing = sorted(set(ours.items()) ^ set(theirs.items()))
+    return f"DISAGREE: {differing[:4]}"
+
+
+def run(options: Options) -> Family:
+    """Generate the log if needed, then time both tools, interleaved."""
+    family = Family("report", "stratalog report against jq")
+    try:
+        if shutil.which("jq") is None:
+            raise Unavailable("jq is not installed")
+        path, generated = _log_file(options)
+        program = options.var / "report-p95.jq"
+        program.write_text(JQ_PROGRAM)
+        commands = _commands(path, program)
+        found: dict[str, dict[str, list[float]]] = {
+            tool: {"wall": [], "cpu": [], "rss": []} for tool in commands
+        }
+        for turn in range(options.rounds(2, 1)):
+            tools = list(commands) if turn % 2 == 0 else list(commands)[::-1]
+            for tool in tools:
+                out = options.var / f"report-{tool}.out"
+                for key, value in _measure(commands[tool], out).items():
+                    found[tool][key].append(value)
+    except Unavailable as exc:
+        for key in ("wall.stratalog", "wall.jq"):
+            family.unavailable[key] = str(exc)
+        return family
+    size = path.stat().st_size
+    for tool, figures in found.items():
+        family.value(
+            f"wall.{tool}", f"{tool}: wall time", "s", figures["wall"]
+        )
+        family.value(
+            f"cpu.{tool}",
+            f"{tool}: CPU time (user + sys)",
+            "s",
+            figures["cpu"],
+        )
+        family.value(f"rss.{tool}", f"{tool}: peak RSS", "MiB", figures["rss"])
+        family.value(
+            f"rate.{tool}",
+            f"{tool}: throughput",
+            "MiB/s",
+            [size / (1 << 20) / wall for wall in figures["wall"]],
+        )
+    family.compare += [
+        ("wall.jq", "wall.stratalog"),
+        ("cpu.jq", "cpu.stratalog"),
+        ("rss.stratalog", "rss.jq"),
+    ]
+    family.notes.append(
+        f"Input: {path.name}, {size:,} bytes"
+        + (f", generated in {generated:.0f} s" if generated else ", reused")
+        + f". Answers: {_agreement(options.var)}."
+    )
+    family.commands += [" ".join(c) for c in commands.values()]
+    family.commands += ["", "# report-p95.jq", *JQ_PROGRAM.splitlines()]
+    return family
