@@ -105,14 +105,28 @@ class ErrorContext:
             exception=exc,
         )
         record.crossed(layer)
+        self._append(record)
+        return record
+
+    def adopt(self, record: ErrorRecord) -> None:
+        """Take in *record*, first seen in another history, id and all.
+
+        Whoever sees its exception here afterwards gets the reference, not
+        a second traceback.
+        """
+        exc = record.exception
+        if exc is not None and self._by_id.get(id(exc)) is not record:
+            self._append(record)
+
+    def _append(self, record: ErrorRecord) -> None:
         if len(self.records) >= self.max_history:
             oldest = self.records.pop(0)
             if oldest.exception is not None:
                 self._by_id.pop(id(oldest.exception), None)
             self.dropped += 1
         self.records.append(record)
-        self._by_id[id(exc)] = record
-        return record
+        if record.exception is not None:
+            self._by_id[id(record.exception)] = record
 
     def summary(self) -> list[dict[str, Any]]:
         """Return one entry per distinct error, oldest first."""
