@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import stratalog
+from _servers import redis_server  # noqa: F401 (a fixture, used by name)
 from stratalog import _diagnostics, _state
 from stratalog.context import request_context
 from stratalog.testing import MemorySink
