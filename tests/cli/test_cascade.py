@@ -95,3 +95,22 @@ def test_bump_folds_new_keys_past_the_limit() -> None:
     assert counter["0"] == 2
     assert counter[OTHER] == 5
     assert "new" not in counter
+
+
+def test_an_error_cut_between_two_parts_is_counted_once() -> None:
+    """Failure lines before a cut and the summary after it settle together."""
+    before, after = ErrorTracker(), ErrorTracker(hold=10)
+    before.on_failed(_failed("e5", "infrastructure"))
+    before.on_failed(_failed("e5", "core", propagated=True))
+    after.on_failed(_failed("e5", "api", propagated=True))
+    after.on_summary_error(
+        _summary_error("e5", ["infrastructure", "core", "api"])
+    )
+    after.on_summary_error(_summary_error("e6", ["core", "api"]))
+
+    before.merge(after)
+    before.finish()
+
+    assert before.by_origin == {"infrastructure": 1, "core": 1}
+    assert before.avoided_by_origin == {"infrastructure": 2, "core": 1}
+    assert before.types == {"ReadTimeout": 2}

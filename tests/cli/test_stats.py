@@ -92,3 +92,34 @@ def test_reservoir_keeps_totals_exact_and_percentiles_close() -> None:
     assert summary["max"] == max(values)
     assert summary["mean"] == pytest.approx(sum(values) / len(values))
     assert low <= summary["p50"] <= high  # type: ignore[operator]
+
+
+def test_merged_reservoirs_keep_totals_exact() -> None:
+    """Merging two sampled series keeps count, mean and max exact."""
+    rng = random.Random(11)
+    first = [rng.uniform(0, 100) for _ in range(30_000)]
+    second = [rng.uniform(100, 200) for _ in range(10_000)]
+    left, right = LatencySeries(limit=4_000), LatencySeries(limit=4_000)
+    left.extend(first)
+    right.extend(second)
+
+    left.merge(right)
+    summary = left.summary()
+
+    assert summary["count"] == 40_000
+    assert summary["max"] == max(second)
+    assert summary["mean"] == pytest.approx(sum(first + second) / 40_000)
+    # Three quarters of the samples lie below 100: the median does too.
+    assert summary["p50"] < 100 < summary["p95"]  # type: ignore[operator]
+
+
+def test_small_series_merge_exactly() -> None:
+    """Below the limit a merge is a concatenation."""
+    left, right = LatencySeries(), LatencySeries()
+    left.extend([3.0, 1.0])
+    right.extend([2.0])
+
+    left.merge(right)
+
+    assert left.summary()["p50"] == 2.0
+    assert left.exact

@@ -24,7 +24,7 @@ import orjson
 from stratalog.cli._cascade import OTHER, ErrorTracker, bump
 from stratalog.cli._stats import EXACT_LIMIT, LatencySeries
 
-__all__ = ["ReportAggregator", "RouteStats"]
+__all__ = ["ReportAggregator", "RouteStats", "Violation"]
 
 _MARKER = re.compile(rb'"(?:request\.completed"|operation\.|circuit\.)')
 _TERMINAL = frozenset(
@@ -37,6 +37,7 @@ _TERMINAL = frozenset(
 )
 _NUMBER = (int, float)
 ROUTE_LIMIT = 2_000
+HOLD = 10_000
 _NEW: Any = object()
 UNKNOWN = "(unknown)"
 
@@ -52,7 +53,9 @@ class RouteStats:
         self.latency = LatencySeries(limit)
 
 
-class _Violation:
+class Violation:
+    """Slow lines and summary entries of one operation."""
+
     __slots__ = ("in_summaries", "max_ms", "slow_lines", "threshold_ms")
 
     def __init__(self) -> None:
@@ -62,10 +65,11 @@ class _Violation:
         self.threshold_ms: float | None = None
 
     def record(self, duration: object, threshold: object) -> None:
-        if type(duration) in _NUMBER:
-            self.max_ms = max(self.max_ms, float(duration))  # type: ignore[arg-type]
-        if type(threshold) in _NUMBER:
-            self.threshold_ms = float(threshold)  # type: ignore[arg-type]
+        """Note one violation's duration and the threshold it crossed."""
+        if isinstance(duration, int | float):
+            self.max_ms = max(self.max_ms, float(duration))
+        if isinstance(threshold, int | float):
+            self.threshold_ms = float(threshold)
 
 
 class ReportAggregator:
@@ -76,9 +80,13 @@ class ReportAggregator:
     limits, and open errors are settled past ``PENDING_LIMIT``.
     """
 
-    def __init__(self, top: int = 10, limit: int = EXACT_LIMIT) -> None:
+    def __init__(
+        self, top: int = 10, limit: int = EXACT_LIMIT, part: int = 0
+    ) -> None:
         self.top = top
         self.limit = limit
+        # Ranks of requests stay unique across parts read in parallel.
+        self._order = part << 40
         self.lines = 0
         self.malformed: dict[str, int] = {}
         self.requests = 0
@@ -92,8 +100,8 @@ class ReportAggregator:
         self.timeline_layers: dict[str, LatencySeries] = {}
         self.operation_layers: dict[str, LatencySeries] = {}
         self._timeline_keys: dict[str, LatencySeries | None] = {}
-        self.violations: dict[tuple[str, str], _Violation] = {}
-        self.errors = ErrorTracker()
+        self.violations: dict[tuple[str, str], Violation] = {}
+        self.errors = ErrorTracker(hold=HOLD if part else 0)
         self.suppressed = 0
         self.written = 0
         self.suppressing_requests = 0
@@ -136,10 +144,10 @@ class ReportAggregator:
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         name = event.get("event")
-        if name == "request.completed":
-            self._on_request(event)
-        elif name in _TERMINAL:
+        if name in _TERMINAL:
             self._on_operation(name, event)
+        elif name == "request.completed":
+            self._on_request(event)
         elif type(name) is str and name.startswith("circuit."):
             self._on_circuit(name, event)
 
@@ -159,7 +167,7 @@ class ReportAggregator:
     def _on_request(self, event: dict[str, Any]) -> None:
         self.requests += 1
         route = event.get("route") or event.get("path") or UNKNOWN
-        stats = self._route(route if type(route) is str else str(route))
+        stats = self.route(route if type(route) is str else str(route))
         stats.requests += 1
         if self._is_server_error(event):
             stats.errors += 1
@@ -210,7 +218,7 @@ class ReportAggregator:
     def _timeline_key(self, key: str) -> LatencySeries | None:
         series = None
         if key.endswith("_layer"):
-            series = self._series(self.timeline_layers, key[: -len("_layer")])
+            series = self.series(self.timeline_layers, key[: -len("_layer")])
         if len(self._timeline_keys) < ROUTE_LIMIT:
             self._timeline_keys[key] = series
         return series
@@ -218,7 +226,7 @@ class ReportAggregator:
     def _summary_violations(self, violations: list[Any]) -> None:
         for item in violations:
             if type(item) is dict:
-                found = self._violation(
+                found = self.violation(
                     item.get("layer"), item.get("operation")
                 )
                 found.in_summaries += 1
@@ -245,14 +253,15 @@ class ReportAggregator:
 
     def _on_operation(self, name: str, event: dict[str, Any]) -> None:
         layer = event.get("layer")
-        layer = layer if type(layer) is str else UNKNOWN
+        if type(layer) is not str:
+            layer = UNKNOWN
         duration: Any = event.get("duration_ms")
         if type(duration) in _NUMBER:
             layers = self.operation_layers
-            series = layers.get(layer) or self._series(layers, layer)
+            series = layers.get(layer) or self.series(layers, layer)
             series.add(duration)
         if name == "operation.slow":
-            found = self._violation(layer, event.get("operation"))
+            found = self.violation(layer, event.get("operation"))
             found.slow_lines += 1
             found.record(duration, event.get("threshold_ms"))
         elif name == "operation.failed":
@@ -268,7 +277,8 @@ class ReportAggregator:
         state["last"] = name
         state["last_at"] = event.get("timestamp")
 
-    def _route(self, route: str) -> RouteStats:
+    def route(self, route: str) -> RouteStats:
+        """Return the figures of *route*, or of OTHER past the limit."""
         stats = self.routes.get(route)
         if stats is None:
             if len(self.routes) >= ROUTE_LIMIT:
@@ -278,9 +288,10 @@ class ReportAggregator:
                 stats = self.routes[route] = RouteStats(self.limit)
         return stats
 
-    def _series(
+    def series(
         self, series: dict[str, LatencySeries], key: str
     ) -> LatencySeries:
+        """Return the series of *key* in *series*, made on first use."""
         if len(series) >= ROUTE_LIMIT:
             key = OTHER
         found = series.get(key)
@@ -288,7 +299,8 @@ class ReportAggregator:
             found = series[key] = LatencySeries(self.limit)
         return found
 
-    def _violation(self, layer: object, operation: object) -> _Violation:
+    def violation(self, layer: object, operation: object) -> Violation:
+        """Return the threshold violations of one operation of a layer."""
         key = (
             layer if type(layer) is str else UNKNOWN,
             operation if type(operation) is str else UNKNOWN,
@@ -297,20 +309,22 @@ class ReportAggregator:
         if found is None:
             if len(self.violations) >= ROUTE_LIMIT:
                 key = (OTHER, OTHER)
-            found = self.violations.setdefault(key, _Violation())
+            found = self.violations.setdefault(key, Violation())
         return found
 
     def _rank(
         self, duration: float, event: dict[str, Any], route: Any
     ) -> None:
         slowest = self.slowest
-        if len(slowest) >= self.top and duration <= slowest[0][0]:
+        full = len(slowest) >= self.top
+        if full and (not slowest or duration <= slowest[0][0]):
             return
-        item = (duration, self.requests, _request_brief(event, route))
-        if len(slowest) < self.top:
-            heapq.heappush(slowest, item)
-        else:
+        brief = _request_brief(event, route)
+        item = (duration, self._order + self.requests, brief)
+        if full:
             heapq.heapreplace(slowest, item)
+        else:
+            heapq.heappush(slowest, item)
 
     def _span(self, timestamp: object) -> None:
         if type(timestamp) is not str:

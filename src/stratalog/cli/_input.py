@@ -22,6 +22,7 @@ __all__ = [
     "Source",
     "iter_blocks",
     "iter_sources",
+    "open_part",
     "total_size",
 ]
 
@@ -46,11 +47,12 @@ class Source:
     stream: Readable
     raw: BinaryIO
     oversized: int = 0
+    start: int = 0
 
-    def position(self) -> int:
+    def consumed(self) -> int:
         """Return how many bytes were read from disk (compressed for gzip)."""
         try:
-            return self.raw.tell()
+            return self.raw.tell() - self.start
         except (OSError, ValueError):
             return 0
 
@@ -77,6 +79,18 @@ def iter_sources(names: Sequence[str]) -> Iterator[Source]:
         finally:
             if name != STDIN:
                 source.raw.close()
+
+
+def open_part(name: str, start: int, end: int | None) -> Source:
+    """Open the byte range [*start*, *end*) of a plain file, at line starts.
+
+    *end* None reads to the end; gzip files and stdin are always whole.
+    """
+    if end is None and not start:
+        return _open(name)
+    raw = open(name, "rb")  # noqa: SIM115 - the caller closes source.raw
+    raw.seek(start)
+    return Source(name, _Range(raw, end - start if end else -1), raw, 0, start)
 
 
 def iter_blocks(
@@ -126,6 +140,24 @@ def _open(name: str) -> Source:
     if name.endswith(".gz"):
         return Source(name, gzip.GzipFile(fileobj=raw), raw)
     return Source(name, raw, raw)
+
+
+class _Range:
+    """At most *length* bytes of a stream (all of it for a negative one)."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return up to *size* bytes, never past the range's end."""
+        if self._left < 0:
+            return self._stream.read(size)
+        if size < 0 or size > self._left:
+            size = self._left
+        data = self._stream.read(size)
+        self._left -= len(data)
+        return data
 
 
 class _Prefixed:

@@ -8,9 +8,8 @@ from typing import Any
 import click
 import orjson
 
-from stratalog.cli._aggregate import ReportAggregator
 from stratalog.cli._document import build_document
-from stratalog.cli._scan import scan
+from stratalog.cli._parallel import aggregate
 from stratalog.cli._tables import Table, render
 from stratalog.cli._text import clean, err_console, fmt_ms, out_console
 
@@ -37,14 +36,23 @@ _NUMBERS = frozenset(range(1, 12))
     type=click.IntRange(min=0),
     help="Length of the slowest-requests and other ranked lists.",
 )
-def report(files: tuple[str, ...], as_json: bool, top: int) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    default=0,
+    type=click.IntRange(min=0),
+    help=(
+        "Worker processes; 0 (default) uses the idle cores for inputs "
+        "over 192 MiB."
+    ),
+)
+def report(files: tuple[str, ...], as_json: bool, top: int, jobs: int) -> None:
     """Summarise requests, layers, errors and dedup savings of FILE...
 
     FILE may be plain NDJSON, gzip (.gz) or - for standard input.
     Percentiles are nearest-rank.
     """
-    aggregator = ReportAggregator(top=top)
-    inputs = scan(files, aggregator.feed)
+    aggregator, inputs = aggregate(files, top, jobs)
     aggregator.finish()
     document = build_document(aggregator, inputs)
     if as_json:

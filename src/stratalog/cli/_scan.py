@@ -12,7 +12,6 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -21,9 +20,9 @@ from rich.progress import (
 from stratalog.cli._input import Source, iter_blocks, iter_sources, total_size
 from stratalog.cli._text import err_console
 
-__all__ = ["scan"]
+__all__ = ["progress", "read_source", "scan"]
 
-_Advance = Callable[[Source], None]
+Show = Callable[[int], None]
 
 
 def scan(
@@ -35,30 +34,45 @@ def scan(
     An input that cannot be read to its end (a truncated gzip member, an
     I/O error) keeps what was read before and is listed in ``unreadable``.
     """
-    read = 0
-    oversized = 0
-    unreadable: list[dict[str, str]] = []
-    with _progress(total_size(names)) as advance:
+    tally = new_tally(names)
+    done = 0
+    with progress(total_size(names)) as show:
         for source in iter_sources(names):
-            try:
-                for block in iter_blocks(
-                    source, on_read=partial(advance, source)
-                ):
-                    read += len(block)
-                    feed(block)
-            except (OSError, EOFError, zlib.error) as exc:
-                unreadable.append({"file": source.name, "error": str(exc)})
-            oversized += source.oversized
+            on_read = partial(_show_position, show, done, source)
+            read_source(source, feed, tally, on_read)
+            done += source.consumed()
+    return tally
+
+
+def new_tally(names: Sequence[str]) -> dict[str, Any]:
+    """Return an empty account of what was read from *names*."""
     return {
         "files": list(names),
-        "bytes": read,
-        "oversized_lines": oversized,
-        "unreadable": unreadable,
+        "bytes": 0,
+        "oversized_lines": 0,
+        "unreadable": [],
     }
 
 
+def read_source(
+    source: Source,
+    feed: Callable[[bytes], None],
+    tally: dict[str, Any],
+    on_read: Callable[[], None] | None = None,
+) -> None:
+    """Feed every block of *source* to *feed*, accounting in *tally*."""
+    try:
+        for block in iter_blocks(source, on_read=on_read):
+            tally["bytes"] += len(block)
+            feed(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        tally["unreadable"].append({"file": source.name, "error": str(exc)})
+    tally["oversized_lines"] += source.oversized
+
+
 @contextmanager
-def _progress(total: int | None) -> Iterator[_Advance]:
+def progress(total: int | None) -> Iterator[Show]:
+    """Show a progress bar on a terminal; yield a setter of bytes done."""
     console = err_console()
     if not console.is_terminal:
         yield _ignore
@@ -70,28 +84,14 @@ def _progress(total: int | None) -> Iterator[_Advance]:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield _Bar(progress, progress.add_task("reading", total=total))
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("reading", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
-class _Bar:
-    """Advance a progress task by the on-disk position of each input."""
-
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self._progress = progress
-        self._task = task
-        self._current: Source | None = None
-        self._before = 0
-        self._position = 0
-
-    def __call__(self, source: Source) -> None:
-        if source is not self._current:
-            self._before += self._position
-            self._current = source
-        self._position = source.position()
-        completed = self._before + self._position
-        self._progress.update(self._task, completed=completed)
+def _show_position(show: Show, before: int, source: Source) -> None:
+    show(before + source.consumed())
 
 
-def _ignore(source: Source) -> None:
+def _ignore(done: int) -> None:
     """Do nothing: no progress is shown off a terminal."""

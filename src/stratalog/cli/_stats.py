@@ -16,6 +16,7 @@ between the true p98.98 and p99.02. Count, mean and maximum stay exact.
 
 from __future__ import annotations
 
+import math
 import random
 from array import array
 from collections.abc import Iterable
@@ -48,7 +49,7 @@ class LatencySeries:
         self._limit = limit
         self._rng: random.Random | None = None
         self._total = 0.0
-        self._maximum = float("-inf")
+        self._maximum = -math.inf
         self.count = 0
 
     @property
@@ -68,6 +69,31 @@ class LatencySeries:
         """Record several durations."""
         for value in values:
             self.add(value)
+
+    def merge(self, other: LatencySeries) -> None:
+        """Absorb *other*, the series of another part of the same input.
+
+        Past the limit the merged reservoir is stratified: each side keeps
+        a share of the slots proportional to the samples it stands for.
+        """
+        count = self.count + other.count
+        if count <= self._limit:
+            self._samples.extend(other._samples)
+            self.count = count
+            return
+        total = self._running()[0] + other._running()[0]
+        maximum = max(self._running()[1], other._running()[1])
+        rng = self._rng or random.Random(count)
+        mine = sum(
+            rng.random() * count < self.count for _ in range(self._limit)
+        )
+        mine = min(mine, len(self._samples))
+        theirs = min(self._limit - mine, len(other._samples))
+        kept = rng.sample(list(self._samples), mine)
+        kept += rng.sample(list(other._samples), theirs)
+        self._samples = array("d", kept)
+        self._rng, self._total, self._maximum = rng, total, maximum
+        self.count = count
 
     def summary(self) -> dict[str, float | int | bool | None]:
         """Return count, mean, maximum and the nearest-rank percentiles."""
@@ -91,13 +117,17 @@ class LatencySeries:
             return sum(ordered), ordered[-1]
         return self._total, self._maximum
 
+    def _running(self) -> tuple[float, float]:
+        if self._rng is None:
+            return sum(self._samples), max(self._samples, default=-math.inf)
+        return self._total, self._maximum
+
     def _replace(self, value: float) -> None:
         if self._rng is None:
             # Switching to sampling: the running figures start from the
             # samples kept so far, which were every sample until now.
+            self._total, self._maximum = self._running()
             self._rng = random.Random(self._limit)
-            self._total = sum(self._samples)
-            self._maximum = max(self._samples, default=float("-inf"))
         self._total += value
         self._maximum = max(self._maximum, value)
         slot = self._rng.randrange(self.count)
