@@ -13,7 +13,7 @@ import gzip
 import os
 import time
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 __all__ = ["LINE_LIMIT", "OVERSIZED", "follow_lines", "stream_lines"]
 
@@ -22,7 +22,14 @@ OVERSIZED = b"\x00oversized"
 _BACK_BLOCK = 1 << 16
 
 
-def stream_lines(stream: BinaryIO) -> Iterator[bytes]:
+class LineReader(Protocol):
+    """A binary stream as far as reading lines needs it."""
+
+    def readline(self, size: int = -1, /) -> bytes:
+        """Return one line of at most *size* bytes, b"" at the end."""
+
+
+def stream_lines(stream: LineReader) -> Iterator[bytes]:
     """Yield the lines of *stream* as they arrive, until its end."""
     pending = b""
     while piece := stream.readline(LINE_LIMIT):
@@ -47,7 +54,7 @@ def follow_lines(
     """
     if path.endswith(".gz"):
         with gzip.open(path, "rb") as compressed:
-            yield from stream_lines(compressed)  # type: ignore[arg-type]
+            yield from stream_lines(compressed)
         return
     handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
     try:

@@ -2,155 +2,34 @@
 
 from __future__ import annotations
 
-import calendar
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LAYERS", "THRESHOLDS_S", "RequestBuilder"]
-
-LAYERS = ("api", "service", "core", "infrastructure")
-THRESHOLDS_S = {
-    "api": 0.5,
-    "service": 0.4,
-    "core": 0.3,
-    "infrastructure": 0.25,
-}
-
-_EPOCH_S = calendar.timegm((2026, 12, 3, 14, 0, 0, 0, 0, 0))
-_INFRA = "infrastructure"
-_ERROR_RATE = 0.03
-_RETRY_RATE = 0.04
-_BREAKER_TRIP_RATE = 1.0 / 1_000
-_BREAKER_OPEN_US = 200_000
-_USER_AGENTS = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0",
-    "python-httpx/0.28.1",
-    "curl/8.5.0",
-    "investigator-cli/2.4.0 (+https://example.invalid/cli)",
+from stratalog.cli._gen_model import (
+    BREAKER_OPEN_US,
+    BREAKER_TRIP_RATE,
+    EPOCH_S,
+    ERROR_RATE,
+    ERRORS,
+    INFRA,
+    LAYERS,
+    RETRY_RATE,
+    ROUTES,
+    THRESHOLDS_S,
+    USER_AGENTS,
+    WEIGHTS,
+    Breaker,
+    Op,
+    Request,
+    Route,
+    api_name,
+    inner,
+    operations,
+    traceback_text,
 )
-_ERRORS = {
-    "infrastructure": (("ReadTimeout", "timed out after 5.0s", 502),),
-    "core": (("ValidationError", "evidence set is empty", 422),),
-    "service": (("KeyError", "'investigation'", 500),),
-}
 
-
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    template: str
-    weight: int
-    median_ms: float
-    service_op: str
-    core_ops: tuple[str, ...]
-    infra_ops: tuple[tuple[str, str], ...]
-
-
-_ROUTES = (
-    _Route(
-        "GET",
-        "/api/v1/investigations/{investigation_id}",
-        30,
-        35.0,
-        "investigations.fetch",
-        ("investigation.load", "evidence.rank"),
-        (("db.query", ""), ("cache.get", "")),
-    ),
-    _Route(
-        "POST",
-        "/api/v1/investigations",
-        10,
-        110.0,
-        "investigations.create",
-        ("investigation.validate", "investigation.store", "audit.record"),
-        (("db.insert", ""), ("search.index", "search-index")),
-    ),
-    _Route(
-        "GET",
-        "/api/v1/investigations/{investigation_id}/events",
-        20,
-        55.0,
-        "events.list",
-        ("events.query",),
-        (("db.query", ""),),
-    ),
-    _Route(
-        "POST",
-        "/api/v1/agents/{agent_id}/runs",
-        8,
-        380.0,
-        "agents.run",
-        ("agent.plan", "agent.act", "agent.reflect"),
-        (("llm.complete", "llm-provider"), ("llm.complete", "llm-provider")),
-    ),
-    _Route(
-        "GET",
-        "/api/v1/sessions/{session_id}",
-        15,
-        18.0,
-        "sessions.fetch",
-        ("session.load",),
-        (("cache.get", ""),),
-    ),
-    _Route("GET", "/healthz", 10, 1.5, "health.check", (), ()),
-    _Route(
-        "POST",
-        "/api/v1/payments/{payment_id}/refunds",
-        4,
-        160.0,
-        "payments.refund",
-        ("refund.authorize", "refund.execute"),
-        (("payments.refund", "payments-api"), ("db.update", "")),
-    ),
-    _Route(
-        "GET",
-        "/api/v1/search",
-        6,
-        140.0,
-        "search.query",
-        ("search.plan",),
-        (("search.query", "search-index"),),
-    ),
-)
-_WEIGHTS = [route.weight for route in _ROUTES]
-
-
-@dataclass
-class _Op:
-    layer: str
-    name: str
-    start_us: int
-    end_us: int
-    parent: int
-    client: str = ""
-    retried: bool = False
-    failure: tuple[str, str, str] | None = None
-    propagated: bool = False
-
-    @property
-    def duration_ms(self) -> float:
-        return round((self.end_us - self.start_us) / 1000.0, 3)
-
-
-@dataclass
-class _Breaker:
-    state: str = "closed"
-    until_us: int = 0
-
-
-@dataclass
-class _Request:
-    route: _Route
-    path: str
-    start_us: int
-    end_us: int
-    ids: dict[str, str]
-    ops: list[_Op]
-    lines: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 200
+__all__ = ["RequestBuilder"]
 
 
 class RequestBuilder:
@@ -158,7 +37,7 @@ class RequestBuilder:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._breakers: dict[str, _Breaker] = {}
+        self._breakers: dict[str, Breaker] = {}
         self._second = -1
         self._second_text = ""
 
@@ -178,13 +57,13 @@ class RequestBuilder:
         if second != self._second:
             self._second = second
             self._second_text = time.strftime(
-                "%Y-%m-%dT%H:%M:%S", time.gmtime(_EPOCH_S + second)
+                "%Y-%m-%dT%H:%M:%S", time.gmtime(EPOCH_S + second)
             )
         return f"{self._second_text}.{micro:06d}Z"
 
-    def _draw(self, start_us: int) -> _Request:
+    def _draw(self, start_us: int) -> Request:
         rng = self._rng
-        route = rng.choices(_ROUTES, _WEIGHTS)[0]
+        route = rng.choices(ROUTES, WEIGHTS)[0]
         total_us = int(rng.lognormvariate(0.0, 0.55) * route.median_ms * 1e3)
         total_us = max(total_us, 400)
         ids = self._ids(route)
@@ -194,9 +73,9 @@ class RequestBuilder:
         path = path.replace("{payment_id}", f"pay_{rng.getrandbits(40):x}")
         ops = self._plan(route, start_us, start_us + total_us)
 
-        return _Request(route, path, start_us, start_us + total_us, ids, ops)
+        return Request(route, path, start_us, start_us + total_us, ids, ops)
 
-    def _ids(self, route: _Route) -> dict[str, str]:
+    def _ids(self, route: Route) -> dict[str, str]:
         rng = self._rng
         ids = {"correlation_id": f"{rng.getrandbits(128):032x}"}
         if rng.random() < 0.7:
@@ -213,43 +92,43 @@ class RequestBuilder:
             ids["span_id"] = f"{rng.getrandbits(64):016x}"
         return ids
 
-    def _plan(self, route: _Route, start_us: int, end_us: int) -> list[_Op]:
-        api = _Op("api", _api_name(route), start_us + 80, end_us - 60, -1)
-        service = _inner(api, "service", route.service_op, 0, 0.04)
+    def _plan(self, route: Route, start_us: int, end_us: int) -> list[Op]:
+        api = Op("api", api_name(route), start_us + 80, end_us - 60, -1)
+        service = inner(api, "service", route.service_op, 0, 0.04)
         ops = [api, service]
         if not route.core_ops:
             return ops
-        window = _inner(service, "core", "", 1, 0.05)
+        window = inner(service, "core", "", 1, 0.05)
         step = (window.end_us - window.start_us) // len(route.core_ops)
         for index, name in enumerate(route.core_ops):
             begin = window.start_us + index * step
-            ops.append(_Op("core", name, begin, begin + step - 20, 1))
+            ops.append(Op("core", name, begin, begin + step - 20, 1))
         for index, (name, client) in enumerate(route.infra_ops):
             parent = 2 + index % len(route.core_ops)
-            infra = _inner(ops[parent], "infrastructure", name, parent, 0.15)
+            infra = inner(ops[parent], "infrastructure", name, parent, 0.15)
             infra.client = client
-            infra.retried = bool(client) and self._rng.random() < _RETRY_RATE
+            infra.retried = bool(client) and self._rng.random() < RETRY_RATE
             ops.append(infra)
         return ops
 
-    def _fail(self, request: _Request) -> None:
+    def _fail(self, request: Request) -> None:
         origin = self._breaker_failure(request)
-        if origin is None and self._rng.random() < _ERROR_RATE:
-            candidates = [op for op in request.ops if op.layer in _ERRORS]
+        if origin is None and self._rng.random() < ERROR_RATE:
+            candidates = [op for op in request.ops if op.layer in ERRORS]
             origin = self._rng.choice(candidates) if candidates else None
             if origin is not None:
-                kind, message, status = _ERRORS[origin.layer][0]
+                kind, message, status = ERRORS[origin.layer][0]
                 origin.failure = (f"err_{self._hex(12)}", kind, message)
                 request.status = status
         if origin is None or origin.failure is None:
             return
         self._propagate(request, origin)
 
-    def _breaker_failure(self, request: _Request) -> _Op | None:
+    def _breaker_failure(self, request: Request) -> Op | None:
         for op in request.ops:
             if not op.client:
                 continue
-            breaker = self._breakers.setdefault(op.client, _Breaker())
+            breaker = self._breakers.setdefault(op.client, Breaker())
             failure = self._call_breaker(request, op, breaker)
             if failure:
                 op.failure = (f"err_{self._hex(12)}", *failure)
@@ -258,7 +137,7 @@ class RequestBuilder:
         return None
 
     def _call_breaker(
-        self, request: _Request, op: _Op, breaker: _Breaker
+        self, request: Request, op: Op, breaker: Breaker
     ) -> tuple[str, str] | None:
         if breaker.state == "open" and op.start_us >= breaker.until_us:
             breaker.state = "half_open"
@@ -270,14 +149,14 @@ class RequestBuilder:
             breaker.state = "closed"
             self._circuit(request, op, "circuit.closed", "info", 0)
             return None
-        if self._rng.random() < _BREAKER_TRIP_RATE:
+        if self._rng.random() < BREAKER_TRIP_RATE:
             breaker.state = "open"
-            breaker.until_us = op.end_us + _BREAKER_OPEN_US
+            breaker.until_us = op.end_us + BREAKER_OPEN_US
             self._circuit(request, op, "circuit.opened", "warning", 5)
             return ("ConnectError", f"{op.client} refused the connection")
         return None
 
-    def _propagate(self, request: _Request, origin: _Op) -> None:
+    def _propagate(self, request: Request, origin: Op) -> None:
         assert origin.failure is not None
         layers = [origin.layer]
         parent = origin.parent
@@ -304,13 +183,13 @@ class RequestBuilder:
             }
         )
 
-    def _emit_ops(self, request: _Request) -> None:
+    def _emit_ops(self, request: Request) -> None:
         for op in request.ops:
             if op.client:
                 self._emit_external(request, op)
             self._emit_op(request, op)
 
-    def _emit_op(self, request: _Request, op: _Op) -> None:
+    def _emit_op(self, request: Request, op: Op) -> None:
         fields: dict[str, Any] = {
             "operation": op.name,
             "duration_ms": op.duration_ms,
@@ -328,7 +207,7 @@ class RequestBuilder:
         self._add(request, op.end_us, level, op.layer, event, fields)
 
     def _emit_failed(
-        self, request: _Request, op: _Op, fields: dict[str, Any]
+        self, request: Request, op: Op, fields: dict[str, Any]
     ) -> None:
         assert op.failure is not None
         error_id, kind, message = op.failure
@@ -343,11 +222,11 @@ class RequestBuilder:
                 origin_operation=origin["origin_operation"],
             )
         else:
-            fields["exception"] = _traceback(op, kind, message)
+            fields["exception"] = traceback_text(op, kind, message)
         event = "operation.failed"
         self._add(request, op.end_us, "error", op.layer, event, fields)
 
-    def _emit_external(self, request: _Request, op: _Op) -> None:
+    def _emit_external(self, request: Request, op: Op) -> None:
         failure = op.failure
         if failure and not op.propagated and failure[1] == "CircuitOpenError":
             return
@@ -364,7 +243,7 @@ class RequestBuilder:
             }
             at_us = (op.start_us + op.end_us) // 2
             event = "external.retry.scheduled"
-            self._add(request, at_us, "warning", _INFRA, event, fields)
+            self._add(request, at_us, "warning", INFRA, event, fields)
         ok = failure is None
         at_us = op.end_us - 30
         fields = {
@@ -377,34 +256,34 @@ class RequestBuilder:
         }
         event = "external.call.succeeded" if ok else "external.call.failed"
         level = "info" if ok else "warning"
-        self._add(request, at_us, level, _INFRA, event, fields)
+        self._add(request, at_us, level, INFRA, event, fields)
 
-    def _external(self, request: _Request, op: _Op, event: str) -> None:
-        breaker = self._breakers.setdefault(op.client, _Breaker())
+    def _external(self, request: Request, op: Op, event: str) -> None:
+        breaker = self._breakers.setdefault(op.client, Breaker())
         fields = {
             "client": op.client,
             "operation": op.name,
             "attempt": 1,
             "breaker_state": breaker.state,
         }
-        self._add(request, op.start_us + 10, "info", _INFRA, event, fields)
+        self._add(request, op.start_us + 10, "info", INFRA, event, fields)
 
     def _circuit(
         self,
-        request: _Request,
-        op: _Op,
+        request: Request,
+        op: Op,
         event: str,
         level: str,
         failures: int,
     ) -> None:
         fields = {"client": op.client, "failures": failures}
-        self._add(request, op.end_us, level, _INFRA, event, fields)
+        self._add(request, op.end_us, level, INFRA, event, fields)
 
-    def _emit_extras(self, request: _Request) -> None:
+    def _emit_extras(self, request: Request) -> None:
         rng = self._rng
         route = request.route
         post = route.method == "POST"
-        api = _api_name(route)
+        api = api_name(route)
         inbound = {
             "operation": api,
             "direction": "inbound",
@@ -422,7 +301,7 @@ class RequestBuilder:
             }
             at_us = request.end_us - 100
             event = "metric.recorded"
-            self._add(request, at_us, "info", _INFRA, event, metric)
+            self._add(request, at_us, "info", INFRA, event, metric)
         outbound = {
             "operation": api,
             "direction": "outbound",
@@ -433,7 +312,7 @@ class RequestBuilder:
         at_us = request.end_us - 50
         self._add(request, at_us, "info", "api", "boundary.outbound", outbound)
 
-    def _summary(self, request: _Request) -> dict[str, Any]:
+    def _summary(self, request: Request) -> dict[str, Any]:
         duration_ms = round((request.end_us - request.start_us) / 1000.0, 3)
         status = request.status
         suppressed = self._rng.choice((0, 0, 0, 1, 2, 6, 14))
@@ -446,7 +325,7 @@ class RequestBuilder:
             "bytes_in": self._rng.randrange(0, 2048),
             "bytes_out": self._rng.randrange(80, 64_000),
             "client_ip": self._client_ip(),
-            "user_agent": self._rng.choice(_USER_AGENTS),
+            "user_agent": self._rng.choice(USER_AGENTS),
             "outcome": "error" if status >= 500 else "ok",
             "start_time": self.iso(request.start_us),
             "counts": {
@@ -460,7 +339,7 @@ class RequestBuilder:
             "errors": request.errors,
             "performance_violations": self._violations(request),
             "request_timeline": self._timeline(request),
-            "operations": _operations(request.ops),
+            "operations": operations(request.ops),
             "dedup": self._dedup(request, suppressed),
             "attributes": {"tenant": f"t{self._rng.randrange(1, 30)}"},
         }
@@ -473,7 +352,7 @@ class RequestBuilder:
             request, request.end_us, level, "api", "request.completed", fields
         )
 
-    def _violations(self, request: _Request) -> list[dict[str, Any]]:
+    def _violations(self, request: Request) -> list[dict[str, Any]]:
         found = []
         for op in request.ops:
             threshold_ms = THRESHOLDS_S[op.layer] * 1000.0
@@ -488,7 +367,7 @@ class RequestBuilder:
                 )
         return found
 
-    def _timeline(self, request: _Request) -> dict[str, Any]:
+    def _timeline(self, request: Request) -> dict[str, Any]:
         timeline: dict[str, Any] = {"start": self.iso(request.start_us)}
         for layer in LAYERS:
             spans = [op for op in request.ops if op.layer == layer]
@@ -510,7 +389,7 @@ class RequestBuilder:
         )
         return timeline
 
-    def _dedup(self, request: _Request, suppressed: int) -> dict[str, Any]:
+    def _dedup(self, request: Request, suppressed: int) -> dict[str, Any]:
         keys: dict[str, Any] = {}
         if suppressed:
             first = self.iso(request.start_us + 500)
@@ -524,7 +403,7 @@ class RequestBuilder:
 
     def _add(
         self,
-        request: _Request,
+        request: Request,
         at_us: int,
         level: str,
         layer: str,
@@ -536,7 +415,7 @@ class RequestBuilder:
 
     def _line(
         self,
-        request: _Request,
+        request: Request,
         at_us: int,
         level: str,
         layer: str,
@@ -559,43 +438,3 @@ class RequestBuilder:
 
     def _hex(self, digits: int) -> str:
         return f"{self._rng.getrandbits(digits * 4):0{digits}x}"
-
-
-def _api_name(route: _Route) -> str:
-    return f"{route.method.lower()}_{route.service_op.split('.')[0]}"
-
-
-def _inner(outer: _Op, layer: str, name: str, parent: int, pad: float) -> _Op:
-    span = outer.end_us - outer.start_us
-    margin = max(int(span * pad), 10)
-    return _Op(
-        layer, name, outer.start_us + margin, outer.end_us - margin, parent
-    )
-
-
-def _operations(ops: list[_Op]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for op in ops:
-        entry = found.setdefault(
-            f"{op.layer}.{op.name}",
-            {"count": 0, "total_ms": 0.0, "max_ms": 0.0},
-        )
-        entry["count"] += 1
-        entry["total_ms"] = round(entry["total_ms"] + op.duration_ms, 3)
-        entry["max_ms"] = max(entry["max_ms"], op.duration_ms)
-    return found
-
-
-def _traceback(op: _Op, kind: str, message: str) -> str:
-    module = op.name.replace(".", "_")
-    return (
-        "Traceback (most recent call last):\n"
-        f'  File "/srv/app/{op.layer}/{module}.py", line 88, in run\n'
-        "    result = await self._call(request)\n"
-        f'  File "/srv/app/{op.layer}/{module}.py", line 141, in _call\n'
-        "    return await self._client.send(request, timeout=self._timeout)\n"
-        '  File "/srv/venv/lib/python3.11/site-packages/httpx/_client.py",'
-        " line 1661, in send\n"
-        "    response = await self._send_handling_auth(request)\n"
-        f"{kind}: {message}"
-    )
