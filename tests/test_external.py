@@ -354,6 +354,24 @@ async def test_c19a_against_a_hanging_server(
         assert failure_count(client) == 0
 
 
+async def test_cancellation_during_backoff_ends_the_retries(
+    sink: MemorySink, server: FlakyServer
+) -> None:
+    """Cancelled while waiting to retry: no further attempt ever runs."""
+    server.script("/down", status(503, retry_after="1"))
+    async with HTTPExternalClient(
+        "api", server.base_url, retry=C19_POLICY
+    ) as client:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.get("/down"), 0.3)
+        await asyncio.sleep(1.2)
+
+        assert server.count("/down") == 1
+        assert failure_count(client) == 1
+    assert len(lines(sink, "external.retry.scheduled")) == 1
+    assert lines(sink, "external.call.failed") == []
+
+
 async def test_c19b_client_errors_are_attempted_once(
     sink: MemorySink, server: FlakyServer
 ) -> None:
@@ -468,6 +486,37 @@ async def test_c20_trip_surfaces_read_timeout_then_short_circuits(
     assert short["outcome"] == "short_circuited"
     assert short["attempted"] is False
     assert client.get_metrics()["short_circuits"] == 1
+
+
+async def test_short_circuit_is_recorded_once_across_layers(
+    sink: MemorySink,
+) -> None:
+    """Outer layers refer to the refusal instead of tracing it again."""
+    client = BaseExternalClient(
+        "llm", circuit_breaker=CircuitBreakerConfig(failure_threshold=1)
+    )
+
+    async def failing() -> None:
+        raise ConnectionResetError("reset")
+
+    service = get_unified_logger("svc", "service")
+    coordinator = LoggingCoordinator()
+    with pytest.raises(ConnectionResetError):
+        await client.call_external("complete", failing)
+    ctx = coordinator.start_request()
+    with pytest.raises(CircuitOpenError):
+        async with service.operation("answer"):
+            await client.call_external("complete", failing)
+    summary = coordinator.end_request(ctx)
+
+    (outer,) = lines(sink, "operation.failed")[-1:]
+    assert outer["operation"] == "answer"
+    assert outer["propagated"] is True
+    assert outer["origin_layer"] == "infrastructure"
+    assert summary["errors"][0]["type"] == "CircuitOpenError"
+    assert summary["attributes"]["external.llm.complete"]["outcome"] == (
+        "short_circuited"
+    )
 
 
 async def test_breaker_half_opens_and_closes_with_lines(

@@ -145,6 +145,7 @@ class Call:
             self.client._attempt_started(self)
         try:
             if self.is_async and self.timeout is None and not self.deadline:
+                # The common case, without the frames of _timed/_invoke.
                 result = await self.func(*self.args, **self.kwargs)
             else:
                 result = await self._timed()

@@ -72,6 +72,10 @@ def reached(exc: BaseException) -> bool:
 class ClientMetrics:
     """What one client's calls did, for ``get_metrics`` and health checks.
 
+    ``calls`` counts every call, refused and cancelled ones included;
+    latencies and the recent outcomes cover the calls that were made and
+    ended with a result or an error.
+
     Updated from the event loop; a snapshot taken from another thread may
     be one call behind.
     """

@@ -164,6 +164,12 @@ class BaseExternalClient:
         or raising, which raises :class:`~stratalog.ResponseValidationError`;
         *transform_response* maps an accepted result to what the caller
         gets. Either may be a coroutine function.
+
+        A coroutine function is awaited on the event loop; a plain
+        function runs in a worker thread (an awaitable it returns is then
+        awaited), and a timeout stops the wait, not the thread. The error
+        that ends the call is raised as itself; a refused call raises
+        :class:`~stratalog.CircuitOpenError` without calling out.
         """
         call = Call(
             self,
