@@ -2,8 +2,8 @@
 
 Readers take one reference to :data:`PIPELINE` and use it for the whole
 line, so a concurrent ``configure()`` never mixes two pipelines in a line.
-Until ``configure()`` runs, the first line configures from the
-environment.
+Until ``configure()`` runs, the first line (or the first read of the
+settings) configures from the environment.
 """
 
 from __future__ import annotations
@@ -102,8 +102,13 @@ def install(pipeline: Pipeline) -> Pipeline:
 
 
 def config() -> LoggingConfig:
-    """Return the configuration in force."""
-    return PIPELINE.config
+    """Return the configuration in force, configuring first if need be.
+
+    Settings read before the first line (a request's bounds and
+    thresholds, the allowed layers) must be the environment's too, not
+    the built-in defaults.
+    """
+    return ensure_configured().config
 
 
 def ensure_configured() -> Pipeline:

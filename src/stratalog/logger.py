@@ -155,7 +155,7 @@ class UnifiedLogger:
         exc: BaseException | None,
         fields: dict[str, Any],
     ) -> bool:
-        pipeline = _state.PIPELINE
+        pipeline = _state.ensure_configured()
         if not pipeline.config.dedupe:
             return True
         kind = type(exc).__name__ if exc is not None else _error_type(fields)
@@ -225,7 +225,7 @@ class UnifiedLogger:
 
     def _admit(self, ctx: RequestContext, key: str) -> bool:
         policy = self.dedup_policy
-        if not _state.PIPELINE.config.dedupe:
+        if not _state.config().dedupe:
             policy = _NONE
         if policy.should_allow_duplicate(key, ctx):
             ctx.mark_logged(key)
