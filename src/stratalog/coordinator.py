@@ -135,16 +135,18 @@ def build_summary(ctx: RequestContext) -> dict[str, Any]:
     summary: dict[str, Any] = ctx.ids()
     summary["start_time"] = _iso(ctx)
     summary["duration_ms"] = round((end - ctx.start_perf) * 1000, 3)
-    errors = ctx.error_context.summary() if ctx.error_context else []
+    history = ctx.error_context
+    errors = history.summary() if history else []
+    error_count = len(errors) + (history.dropped if history else 0)
     suppressed = sum(entry.count for entry in ctx.suppressed.values())
     summary["counts"] = {
         "lines": ctx.lines_emitted,
         "suppressed": suppressed,
         "operations": ctx.operation_count,
-        "errors": len(errors),
+        "errors": error_count,
     }
     summary["error"] = bool(errors)
-    summary["error_count"] = len(errors)
+    summary["error_count"] = error_count
     if errors:
         summary["error_type"] = errors[0]["type"]
         summary["errors"] = errors
