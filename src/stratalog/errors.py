@@ -15,7 +15,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ErrorContext", "ErrorRecord", "format_exception"]
+__all__ = [
+    "ErrorContext",
+    "ErrorRecord",
+    "exception_message",
+    "format_exception",
+]
 
 _CHAIN_LIMIT = 32
 
@@ -99,7 +104,7 @@ class ErrorContext:
         record = ErrorRecord(
             error_id=_new_error_id(),
             type=type(exc).__name__,
-            message=_message(exc),
+            message=exception_message(exc),
             origin_layer=layer,
             origin_operation=operation,
             exception=exc,
@@ -133,7 +138,8 @@ class ErrorContext:
         return [record.as_dict() for record in self.records]
 
 
-def _message(exc: BaseException) -> str:
+def exception_message(exc: BaseException) -> str:
+    """Return ``str(exc)`` cut to 1,000 characters, never raising."""
     try:
         text = str(exc)
     except Exception:

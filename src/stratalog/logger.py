@@ -22,7 +22,12 @@ from ._state import OperationObserver
 from .config import LEVELS
 from .context import RequestContext, request_context
 from .dedup import DeduplicationPolicy, fingerprint, generate_operation_key
-from .errors import ErrorContext, ErrorRecord, format_exception
+from .errors import (
+    ErrorContext,
+    ErrorRecord,
+    exception_message,
+    format_exception,
+)
 from .performance import PerformanceTracker
 
 __all__ = ["UnifiedLogger", "current_operation", "get_unified_logger"]
@@ -552,6 +557,7 @@ def _attach_error(
         return record
     record.crossed(layer)
     fields.setdefault("error_id", record.error_id)
+    fields.setdefault("error_message", exception_message(exc))
     fields["propagated"] = True
     fields.setdefault("origin_layer", record.origin_layer)
     fields.setdefault("origin_operation", record.origin_operation)
