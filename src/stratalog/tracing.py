@@ -1,41 +1,89 @@
-"""OpenTelemetry correlation: trace ids on lines, spans for operations.
+"""OpenTelemetry correlation: trace ids on lines, spans, trace headers.
 
-Optional: everything here imports ``opentelemetry`` inside the functions
-that need it, so stratalog runs without the ``otel`` extra.
+Optional: this module imports ``opentelemetry`` only inside the functions
+that need it, so stratalog runs without the ``otel`` extra. The span
+observers live in a private module that needs it and are loaded on first
+use of their names.
+
+- :func:`trace_processor` puts the live span's ``trace_id`` and
+  ``span_id`` on every line (configured by ``LOG_TRACING``).
+- :class:`SpanObserver` gives each ``operation()`` a child span
+  (``LOG_OPERATION_SPANS``).
+- :class:`ServerSpanObserver` gives each request a SERVER span, for
+  :class:`~stratalog.middleware.LoggingMiddleware`.
+- :func:`trace_headers` is registered by :func:`stratalog.configure` as
+  a header provider of :mod:`stratalog.external` (unless
+  ``LOG_TRACING=off``), so every external call carries ``traceparent``.
+- :class:`TracingIntegration` is the design document's helper for spans,
+  header injection and extraction.
+
+A request's correlation id and its trace point at each other: the SERVER
+span has a ``correlation_id`` attribute, and the request's summary line
+carries the ``trace_id``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._state import Processor
+from .config import LoggingConfig
 from .exceptions import ConfigurationError
 
-__all__ = ["trace_processor"]
+if TYPE_CHECKING:
+    from ._spans import ServerSpanObserver, SpanObserver
+
+__all__ = [
+    "ServerSpanObserver",
+    "SpanObserver",
+    "TracingIntegration",
+    "operation_span_observer",
+    "propagate_to_external",
+    "trace_headers",
+    "trace_processor",
+]
+
+_LAZY = frozenset({"ServerSpanObserver", "SpanObserver"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import _spans
+
+        return getattr(_spans, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _missing(setting: str) -> ConfigurationError:
+    return ConfigurationError(
+        setting, "on", "needs OpenTelemetry: pip install 'stratalog[otel]'"
+    )
 
 
 def trace_processor(*, required: bool = False) -> Processor | None:
     """Return a processor adding ``trace_id``/``span_id`` of the live span.
 
     Returns ``None`` when OpenTelemetry is not installed, unless
-    *required*, which raises instead. An invalid span context (all-zero
-    ids) adds nothing, and an unsampled span adds ``trace_sampled=false``.
+    *required*, which raises instead. Without a valid span (all-zero
+    ids) nothing is added; an unsampled span's ids are written with
+    ``trace_sampled=false``, every time. A ``trace_id`` already on the
+    line is kept with whatever ``span_id`` came with it: only stratalog
+    itself can put one there, since a caller's field of that name is
+    written as ``field_trace_id``.
     """
     try:
         from opentelemetry import trace
     except ImportError:
         if required:
-            raise ConfigurationError(
-                "LOG_TRACING",
-                "on",
-                "needs OpenTelemetry: pip install 'stratalog[otel]'",
-            ) from None
+            raise _missing("LOG_TRACING") from None
         return None
     current_span = trace.get_current_span
 
     def add_trace_ids(
         logger: Any, method_name: str, event_dict: dict[str, Any]
     ) -> dict[str, Any]:
+        if "trace_id" in event_dict:
+            return event_dict
         span_context = current_span().get_span_context()
         if span_context.trace_id and span_context.span_id:
             event_dict["trace_id"] = format(span_context.trace_id, "032x")
@@ -47,6 +95,55 @@ def trace_processor(*, required: bool = False) -> Processor | None:
     return add_trace_ids
 
 
+def operation_span_observer(settings: LoggingConfig) -> SpanObserver | None:
+    """Return the span observer *settings* ask for, if any.
+
+    ``on`` always opens a span per operation (through the global tracer
+    provider) and needs OpenTelemetry; ``auto`` opens them once an SDK
+    TracerProvider is the global one; ``off``, or ``LOG_TRACING=off``
+    with ``auto``, opens none.
+    """
+    mode = settings.operation_spans
+    if mode == "off" or (mode == "auto" and settings.tracing == "off"):
+        return None
+    try:
+        from ._spans import SpanObserver
+    except ImportError:
+        if mode == "on":
+            raise _missing("LOG_OPERATION_SPANS") from None
+        return None
+    return SpanObserver(sdk_only=mode == "auto")
+
+
+def trace_headers() -> dict[str, str]:
+    """Return the propagation headers (``traceparent``...) of the live span.
+
+    Empty without a valid span, or without OpenTelemetry.
+    """
+    try:
+        from opentelemetry.propagate import inject
+    except ImportError:
+        return {}
+    headers: dict[str, str] = {}
+    inject(headers)
+    return headers
+
+
+def propagate_to_external(settings: LoggingConfig) -> None:
+    """Add or remove :func:`trace_headers` on external calls, per *settings*.
+
+    Nothing happens when the ``external`` extra is not installed.
+    """
+    try:
+        from .external import add_header_provider, remove_header_provider
+    except ImportError:
+        return
+    if settings.tracing == "off":
+        remove_header_provider(trace_headers)
+    else:
+        add_header_provider(trace_headers)
+
+
 class TracingIntegration:
     """Tie spans and log lines together through the request context."""
 
@@ -56,7 +153,8 @@ class TracingIntegration:
     ) -> Any:
         """Start a span carrying the request's ids as attributes.
 
-        Attributes that are not set are left out, never sent as ``None``.
+        The span is not made current; use ``trace.use_span(span)`` for
+        that. Ids that are not set are left out, never sent as ``None``.
         """
         from opentelemetry import trace
 
@@ -79,7 +177,12 @@ class TracingIntegration:
 
     @staticmethod
     def extract_trace_context(headers: dict[str, str]) -> Any:
-        """Return the OpenTelemetry context carried by incoming *headers*."""
+        """Return the OpenTelemetry context carried by incoming *headers*.
+
+        Nothing is made current: pass it as ``context=`` when starting a
+        span, or ``attach`` it (and ``detach`` the token afterwards).
+        """
         from opentelemetry.propagate import extract
 
-        return extract(headers)
+        carrier = {key.lower(): value for key, value in headers.items()}
+        return extract(carrier)

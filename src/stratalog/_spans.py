@@ -1,0 +1,397 @@
+"""Spans around operations and requests (needs the ``otel`` extra).
+
+Design note. A span is made current by attaching an OpenTelemetry context,
+and the attach is undone when the operation or request ends. An operation
+closed from another context (a generator finalised elsewhere) cannot undo
+it there; like the core's own context variables, that case is detected
+and skipped instead of reported. A private marker variable, set beside the
+attach, tells which case applies without tripping OpenTelemetry's own
+error logging.
+
+Exceptions are recorded on the first span that sees them, and spans
+further out only reference them. The spans of one request (or of one
+outermost operation) share a small ledger, carried in the OpenTelemetry
+context, of the exceptions already recorded and on which span.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .context import RequestContext
+from .errors import ErrorRecord
+
+__all__ = ["ServerSpanObserver", "SpanObserver", "is_sdk_provider"]
+
+_INSTRUMENTATION = "stratalog"
+_LEDGER = otel_context.create_key("stratalog.recorded_exceptions")
+_LEDGER_SIZE = 64
+_CHAIN_LIMIT = 32
+
+_attached: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "stratalog_span_attached", default=None
+)
+
+
+def is_sdk_provider(provider: object) -> bool:
+    """Whether *provider* is the OpenTelemetry SDK's TracerProvider."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        return False
+    return isinstance(provider, TracerProvider)
+
+
+class _Ledger:
+    """Exceptions recorded on a span so far, with the span's name."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[BaseException, str]] = []
+
+    def find(self, exc: BaseException) -> str | None:
+        """Return the span that recorded *exc* or one it is chained to."""
+        if not self.entries:
+            return None
+        seen: set[int] = set()
+        todo = [exc]
+        while todo and len(seen) < _CHAIN_LIMIT:
+            current = todo.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            for recorded, span_name in self.entries:
+                if recorded is current:
+                    return span_name
+            todo.extend(
+                linked
+                for linked in (current.__cause__, current.__context__)
+                if linked is not None
+            )
+        return None
+
+    def add(self, exc: BaseException, span_name: str) -> None:
+        """Remember that *exc* was recorded on *span_name*."""
+        if len(self.entries) >= _LEDGER_SIZE:
+            del self.entries[0]
+        self.entries.append((exc, span_name))
+
+
+class _Scope:
+    """A span made current, and what it takes to end it."""
+
+    __slots__ = ("ctx", "ledger", "marker", "name", "span", "token")
+
+    def __init__(
+        self,
+        span: trace.Span,
+        name: str,
+        ctx: RequestContext | None,
+        ledger: _Ledger | None,
+    ) -> None:
+        self.span = span
+        self.name = name
+        self.ctx = ctx
+        self.ledger = ledger
+        self.marker: contextvars.Token[object | None] | None = None
+        self.token: contextvars.Token[otel_context.Context] | None = None
+
+    def enter(self, parent: otel_context.Context | None = None) -> None:
+        """Make the span current, sharing or starting the ledger."""
+        context = trace.set_span_in_context(self.span, parent)
+        ledger = otel_context.get_value(_LEDGER, context)
+        if isinstance(ledger, _Ledger):
+            self.ledger = ledger
+        else:
+            self.ledger = _Ledger()
+            context = otel_context.set_value(_LEDGER, self.ledger, context)
+        self.marker = _attached.set(self)
+        self.token = otel_context.attach(context)
+
+    def leave(self) -> None:
+        """Undo :meth:`enter` unless ended from another context."""
+        marker, self.marker = self.marker, None
+        token, self.token = self.token, None
+        if marker is None or token is None:
+            return
+        try:
+            _attached.reset(marker)
+        except (ValueError, RuntimeError):
+            return
+        otel_context.detach(token)
+
+    def failed(self, exc: BaseException) -> None:
+        """Set ERROR; record *exc* unless a span further in already did."""
+        span = self.span
+        record = _error_record(self.ctx, exc)
+        if record is not None:
+            span.set_attribute("stratalog.error_id", record.error_id)
+        span.set_attribute("error.type", type(exc).__qualname__)
+        recorded_on = self.ledger.find(exc) if self.ledger else None
+        if recorded_on is None:
+            span.record_exception(exc, escaped=True)
+            if self.ledger is not None:
+                self.ledger.add(exc, self.name)
+            span.set_status(Status(StatusCode.ERROR, _describe(exc)))
+            return
+        reference = f"{type(exc).__name__} recorded on span {recorded_on}"
+        if record is not None:
+            reference = f"{reference} ({record.error_id})"
+        span.set_status(Status(StatusCode.ERROR, reference))
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    name = type(exc).__name__
+    return f"{name}: {text[:200]}" if text else name
+
+
+def _error_record(
+    ctx: RequestContext | None, exc: BaseException
+) -> ErrorRecord | None:
+    errors = ctx.error_context if ctx is not None else None
+    return errors.find(exc) if errors is not None else None
+
+
+class SpanObserver:
+    """An operation observer opening a child span per operation.
+
+    The span is named ``<layer>.<operation>``, is current while the
+    operation runs (so its lines carry its ``span_id``) and has the
+    attributes ``stratalog.layer``, ``stratalog.operation`` and, inside a
+    request, ``correlation_id``. A failure sets status ERROR and records
+    the exception on the innermost span that saw it; a cancelled
+    operation leaves the status unset and says
+    ``stratalog.outcome=cancelled``.
+
+    With *tracer_provider*, spans come from it; otherwise from the global
+    provider. With *sdk_only*, no span is made until the global provider
+    is the SDK's (the ``auto`` setting), so an application that never
+    sets one pays nothing.
+    """
+
+    __slots__ = ("_provider", "_sdk_only", "_tracer")
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        *,
+        sdk_only: bool = False,
+    ) -> None:
+        self._provider = tracer_provider
+        self._sdk_only = sdk_only and tracer_provider is None
+        self._tracer: trace.Tracer | None = None
+
+    def _get_tracer(self) -> trace.Tracer | None:
+        tracer = self._tracer
+        if tracer is not None:
+            return tracer
+        provider = self._provider or trace.get_tracer_provider()
+        if self._sdk_only and not is_sdk_provider(provider):
+            return None
+        # The global provider can be set once only, so caching is safe.
+        tracer = self._tracer = provider.get_tracer(_INSTRUMENTATION)
+        return tracer
+
+    def started(self, operation: Any) -> _Scope | None:
+        """Start the operation's span and make it current."""
+        tracer = self._get_tracer()
+        if tracer is None:
+            return None
+        name = f"{operation.layer}.{operation.name}"
+        attributes = {
+            "stratalog.layer": operation.layer,
+            "stratalog.operation": operation.name,
+        }
+        ctx: RequestContext | None = operation.context
+        if ctx is not None:
+            attributes["correlation_id"] = ctx.correlation_id
+        span = tracer.start_span(name, attributes=attributes)
+        scope = _Scope(span, name, ctx, None)
+        scope.enter()
+        return scope
+
+    def finished(
+        self,
+        operation: Any,
+        state: _Scope | None,
+        exc: BaseException | None,
+        duration: float,
+        outcome: str,
+    ) -> None:
+        """Set the outcome, end the span and restore the context."""
+        if state is None:
+            return
+        try:
+            span = state.span
+            span.set_attribute("stratalog.outcome", outcome)
+            if exc is not None and outcome != "cancelled":
+                state.failed(exc)
+            span.end()
+        finally:
+            state.leave()
+
+
+class ServerSpanObserver:
+    """A request observer for :class:`~stratalog.middleware.LoggingMiddleware`.
+
+    It continues the trace of the incoming ``traceparent``/``tracestate``
+    headers with a SERVER span named ``METHOD route``, current for the
+    whole request, so every line of the request, the summary included,
+    carries its ``trace_id``. The span has the HTTP attributes and the
+    request's ``correlation_id``.
+
+    When a SERVER span is already current (FastAPI's own telemetry or
+    ``opentelemetry-instrumentation-asgi`` outside the middleware), no
+    second span is started: that span gets the ``correlation_id``
+    attribute and is left for its owner to end.
+    """
+
+    __slots__ = ("_provider", "_tracer")
+
+    def __init__(
+        self, tracer_provider: trace.TracerProvider | None = None
+    ) -> None:
+        self._provider = tracer_provider
+        self._tracer: trace.Tracer | None = None
+
+    def _get_tracer(self) -> trace.Tracer:
+        tracer = self._tracer
+        if tracer is None:
+            provider = self._provider or trace.get_tracer_provider()
+            tracer = self._tracer = provider.get_tracer(_INSTRUMENTATION)
+        return tracer
+
+    def started(
+        self, scope: dict[str, Any], ctx: RequestContext | None
+    ) -> _ServerScope | None:
+        """Join a current SERVER span, or start one from the headers."""
+        if scope.get("type") != "http":
+            return None
+        current = trace.get_current_span()
+        if _is_server_span(current):
+            if ctx is not None:
+                current.set_attribute("correlation_id", ctx.correlation_id)
+            return None
+        method = str(scope.get("method") or "HTTP")
+        attributes = _request_attributes(scope, method)
+        if ctx is not None:
+            attributes["correlation_id"] = ctx.correlation_id
+        parent = trace_context_of(scope)
+        span = self._get_tracer().start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+        state = _ServerScope(span, method, ctx, scope)
+        state.enter(parent)
+        return state
+
+    def finished(
+        self,
+        state: _ServerScope | None,
+        status: int | None,
+        exc: BaseException | None,
+    ) -> None:
+        """Name the span after its route, set the outcome and end it."""
+        if state is None:
+            return
+        try:
+            state.complete(status, exc)
+        finally:
+            state.leave()
+
+
+class _ServerScope(_Scope):
+    __slots__ = ("method", "scope")
+
+    def __init__(
+        self,
+        span: trace.Span,
+        method: str,
+        ctx: RequestContext | None,
+        scope: dict[str, Any],
+    ) -> None:
+        super().__init__(span, method, ctx, None)
+        self.method = method
+        self.scope = scope
+
+    def complete(self, status: int | None, exc: BaseException | None) -> None:
+        span = self.span
+        route = route_of(self.scope)
+        if route is not None:
+            self.name = f"{self.method} {route}"
+            span.update_name(self.name)
+            span.set_attribute("http.route", route)
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+        if isinstance(exc, Exception):
+            self.failed(exc)
+        elif exc is not None:
+            span.set_attribute("stratalog.outcome", "cancelled")
+        elif status is not None and status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+def _is_server_span(span: trace.Span) -> bool:
+    if not span.get_span_context().is_valid or not span.is_recording():
+        return False
+    return getattr(span, "kind", None) is SpanKind.SERVER
+
+
+def trace_context_of(scope: dict[str, Any]) -> otel_context.Context:
+    """Return the context carried by the headers of an ASGI *scope*."""
+    from opentelemetry.propagate import extract
+
+    carrier: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers") or ():
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        carrier[name] = (
+            f"{carrier[name]},{value}" if name in carrier else value
+        )
+    return extract(carrier)
+
+
+def route_of(scope: dict[str, Any]) -> str | None:
+    """Return the route template the router matched, if any."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
+
+
+def _request_attributes(
+    scope: dict[str, Any], method: str
+) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.scheme": str(scope.get("scheme") or "http"),
+        "url.path": str(scope.get("path") or "/"),
+    }
+    version = scope.get("http_version")
+    if version:
+        attributes["network.protocol.version"] = str(version)
+    server = scope.get("server")
+    if server and server[0]:
+        attributes["server.address"] = str(server[0])
+        if server[1] is not None:
+            attributes["server.port"] = int(server[1])
+    client = scope.get("client")
+    if client and client[0]:
+        attributes["client.address"] = str(client[0])
+    for raw_name, raw_value in scope.get("headers") or ():
+        if raw_name.lower() == b"user-agent":
+            attributes["user_agent.original"] = raw_value.decode("latin-1")
+            break
+    return attributes
