@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from . import _state, _stdlib
+from . import _state, _stdlib, _telemetry
 from ._render import Limits, console_renderer, json_renderer
 from ._state import OperationObserver, Pipeline, Processor, Sink
 from .config import LoggingConfig
@@ -37,6 +38,8 @@ def configure(
     outputs are flushed and closed, and no handler is added twice.
     *processors* run after the built-in ones; *sink* replaces the outputs
     the configuration describes; *observers* are told of every operation.
+    Operation spans, metrics and OTLP export join as the settings and
+    installed integrations say.
     """
     with _lock:
         base = config if config is not None else LoggingConfig.from_env()
@@ -44,12 +47,14 @@ def configure(
         pipeline = Pipeline(
             config=settings,
             min_level=settings.level_no,
-            processors=(*_builtin_processors(settings), *processors),
+            processors=_telemetry.processors(
+                settings, (*_builtin_processors(settings), *processors)
+            ),
             render=_renderer(settings),
             sink=sink if sink is not None else _build_sink(settings),
             volatile=frozenset(settings.dedupe_volatile_fields),
             redact=_redactor(settings),
-            observers=tuple(observers),
+            observers=_telemetry.observers(settings, observers),
             captures=_state.PIPELINE.captures,
         )
         previous = _state.install(pipeline)
@@ -59,6 +64,7 @@ def configure(
             _stdlib.install(settings.level_no)
         else:
             _stdlib.uninstall()
+        _telemetry.propagate(settings)
         return settings
 
 
@@ -109,15 +115,27 @@ def _build_sink(settings: LoggingConfig) -> Sink:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Write every buffered line now; return whether all were written."""
-    return _state.PIPELINE.sink.flush(timeout)
+    """Write every buffered line now; return whether all were written.
+
+    OTLP export, when running, sends its queue within what is left of
+    *timeout*.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    written = _state.PIPELINE.sink.flush(timeout)
+    left = None if deadline is None else max(deadline - time.monotonic(), 0)
+    return _telemetry.flush(left) and written
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and close the outputs within *timeout* seconds.
 
-    Lines logged afterwards are written straight through (see the README).
+    OTLP export, when running, gets what is left of *timeout* to send its
+    queue. Lines logged afterwards are written straight through (see the
+    README).
     """
     settings = _state.config()
     limit = settings.shutdown_timeout if timeout is None else timeout
-    return _state.PIPELINE.sink.close(limit)
+    deadline = time.monotonic() + limit
+    closed = _state.PIPELINE.sink.close(limit)
+    left = max(deadline - time.monotonic(), 0.0)
+    return _telemetry.shutdown(left) and closed
