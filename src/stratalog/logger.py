@@ -34,7 +34,10 @@ __all__ = ["UnifiedLogger", "current_operation", "get_unified_logger"]
 
 DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
 
-_current_operation: contextvars.ContextVar[tuple[str, str] | None] = (
+# The innermost operation entered in this context. An ended operation may
+# stay here (ended out of order, or from another context, such as a
+# generator finalised elsewhere): readers skip ended ones.
+_current_operation: contextvars.ContextVar[Operation | None] = (
     contextvars.ContextVar("stratalog_operation", default=None)
 )
 
@@ -48,7 +51,15 @@ _NONE = DeduplicationPolicy(DeduplicationPolicy.NONE)
 
 def current_operation() -> tuple[str, str] | None:
     """Return ``(layer, operation)`` of the innermost open operation."""
-    return _current_operation.get()
+    operation = _innermost_open()
+    return None if operation is None else (operation.layer, operation.name)
+
+
+def _innermost_open() -> Operation | None:
+    operation = _current_operation.get()
+    while operation is not None and operation._done:
+        operation = operation._parent
+    return operation
 
 
 def allowed_layers() -> tuple[str, ...]:
@@ -145,9 +156,9 @@ class UnifiedLogger:
             ):
                 return
             if exc is not None:
-                here = _current_operation.get()
+                here = _innermost_open()
                 _attach_error(
-                    ctx, exc, self.layer, here[1] if here else None, fields
+                    ctx, exc, self.layer, here.name if here else None, fields
                 )
             emit(self.logger_name, self.layer, level, event, fields, ctx)
         except Exception as error:
@@ -304,6 +315,7 @@ class Operation:
         "_done",
         "_logger",
         "_observed",
+        "_parent",
         "_start",
         "_token",
         "data",
@@ -323,7 +335,8 @@ class Operation:
         self.layer = layer
         self.data = fields
         self._ctx: RequestContext | None = None
-        self._token: contextvars.Token[tuple[str, str] | None] | None = None
+        self._token: contextvars.Token[Operation | None] | None = None
+        self._parent: Operation | None = None
         self._start = 0.0
         self._done = False
         self._observed: tuple[tuple[OperationObserver, Any], ...] = ()
@@ -363,7 +376,8 @@ class Operation:
             if ctx is not None:
                 ctx.operation_count += 1
                 _tracker_of(ctx).enter(self.layer, self._start)
-            self._token = _current_operation.set((self.layer, self.name))
+            self._parent = _current_operation.get()
+            self._token = _current_operation.set(self)
             observers = _state.PIPELINE.observers
             if observers:
                 self._observed = _observe_start(self, observers)
@@ -406,13 +420,16 @@ class Operation:
 
     def _leave_context(self) -> None:
         token, self._token = self._token, None
-        if token is None:
+        if token is None or _current_operation.get() is not self:
+            # Ended out of order, or from another context: an inner
+            # operation still owns the variable, which skips this one now
+            # that it has ended.
             return
         try:
             _current_operation.reset(token)
         except (ValueError, RuntimeError):
-            # Closed from another context (a generator finalised elsewhere):
-            # that context's variable was never ours to restore.
+            # A copy of the context that entered it (a task or generator
+            # finalised elsewhere): the token belongs to the original.
             pass
 
     def _record(self, end: float, duration: float) -> tuple[bool, float]:
