@@ -13,7 +13,8 @@ $(PY):
 	$(PIP) install -q -U pip
 
 $(STAMP): $(PY) pyproject.toml requirements-dev.txt benchmarks/requirements.txt
-	$(PIP) install -q -e '.[all]' -r requirements-dev.txt
+	$(PIP) install -q -e '.[all]' -r requirements-dev.txt \
+	    -r benchmarks/requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -41,7 +42,6 @@ demo: venv services
 	$(PY) -m examples.troubleshooting_service.demo
 
 bench: venv
-	$(PIP) install -q -r benchmarks/requirements.txt
 	@command -v wrk >/dev/null 2>&1 || { \
 	  (apt-get update -qq || true) && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
