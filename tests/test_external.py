@@ -13,9 +13,16 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _flaky_server import FlakyServer, hang, ok, reset, status
 from stratalog import _diagnostics
+from stratalog._external_metrics import (
+    LATENCY_WINDOW,
+    ClientMetrics,
+    percentiles,
+)
 from stratalog._retry import RetryPolicy
 from stratalog.breaker import CircuitBreakerConfig, RedisBreakerState
 from stratalog.coordinator import LoggingCoordinator
@@ -725,6 +732,25 @@ async def test_metrics_count_calls_kinds_and_latency(
     assert latency["count"] == 4
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     assert metrics["breaker"]["state"] == "closed"
+
+
+@given(st.lists(st.floats(0, 100, allow_nan=False), max_size=3000))
+def test_latency_window_is_bounded_and_percentiles_ordered(
+    latencies: list[float],
+) -> None:
+    """The window keeps the latest 1024; p50 <= p95 <= p99, all observed."""
+    metrics = ClientMetrics()
+    for latency in latencies:
+        metrics.succeeded(latency)
+
+    kept = latencies[-LATENCY_WINDOW:]
+    assert list(metrics.latencies) == kept
+    shown = percentiles(tuple(kept))
+    assert shown["count"] == len(kept)
+    if kept:
+        observed = {round(x * 1000, 3) for x in kept}
+        assert {shown["p50"], shown["p95"], shown["p99"]} <= observed
+        assert shown["p50"] <= shown["p95"] <= shown["p99"]
 
 
 async def test_health_follows_recent_failures(sink: MemorySink) -> None:
