@@ -293,10 +293,14 @@ class RequestReader:
         base = len(self._correlation)
         session, investigation, cookie, agent, forwarded = found[base:]
         query = scope.get("query_string") or b""
-        incoming.session_id = self._session(session, cookie, query, incoming)
-        incoming.investigation_id = self._investigation(
-            investigation, query, incoming
-        )
+        if session is not None or cookie is not None or query:
+            incoming.session_id = self._session(
+                session, cookie, query, incoming
+            )
+        if investigation is not None or query:
+            incoming.investigation_id = self._investigation(
+                investigation, query, incoming
+            )
         if agent is not None:
             incoming.user_agent = printable(
                 agent.decode("latin-1"), MAX_USER_AGENT
