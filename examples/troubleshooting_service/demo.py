@@ -110,7 +110,7 @@ async def client_loop(
         while time.monotonic() < until:
             await one_story(http, headers, rng, tally)
             advance()  # type: ignore[operator]
-            await asyncio.sleep(rng.uniform(0.05, 0.25))
+            await asyncio.sleep(rng.uniform(0.3, 1.0))
 
 
 async def one_story(
