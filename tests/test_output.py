@@ -744,6 +744,8 @@ def test_a_line_cut_by_a_crash_is_ended_before_appending(
     """The next writer starts on a new line after a half-written one."""
     path = tmp_path / "app.log"
     path.write_bytes(line(1) + b'{"event":"test.line","n":')
+    crashed = time.time() - 5
+    os.utime(path, (crashed, crashed))
     buffer = buffers.make(FileDestination(path))
     buffer.write(line(2), 20)
     assert buffer.flush(5.0)
@@ -751,6 +753,21 @@ def test_a_line_cut_by_a_crash_is_ended_before_appending(
     raw = path.read_bytes().splitlines()
     assert raw[1] == b'{"event":"test.line","n":'
     assert [orjson.loads(r)["n"] for r in (raw[0], raw[2])] == [1, 2]
+
+
+def test_a_line_still_being_written_is_left_alone(
+    buffers: Buffers, tmp_path: Path
+) -> None:
+    """A file whose last line another writer is finishing gets no newline."""
+    path = tmp_path / "app.log"
+    path.write_bytes(line(1) + b'{"event":"test.line",')
+    buffer = buffers.make(FileDestination(path))
+    buffer.write(line(3), 20)
+    with path.open("ab") as other:
+        other.write(b'"n":2}\n')
+    assert buffer.flush(5.0)
+
+    assert numbers(path) == [1, 2, 3]
 
 
 def test_lines_longer_than_pipe_buf_reach_a_pipe_whole(

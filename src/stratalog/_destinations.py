@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import select
 import stat
+import time
 from typing import Protocol
 
 from .exceptions import ConfigurationError
@@ -33,6 +34,7 @@ __all__ = ["Destination", "FileDestination", "StreamDestination"]
 
 _STREAMS = {"stdout": 1, "stderr": 2}
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_SETTLE_S = 1.0
 
 
 class Destination(Protocol):
@@ -238,8 +240,8 @@ class FileDestination(_Descriptor):
             os.makedirs(directory, exist_ok=True)
         fd = os.open(path, _OPEN_FLAGS, 0o644)
         try:
-            size = os.fstat(fd).st_size
-            if size and not _ends_with_newline(path, size):
+            size, cut = _settled_end(fd, path)
+            if cut:
                 os.write(fd, b"\n")
                 size += 1
         except OSError:
@@ -300,6 +302,28 @@ def _atomic_limit(fd: int) -> int:
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         return select.PIPE_BUF
     return 0
+
+
+def _settled_end(fd: int, path: str) -> tuple[int, bool]:
+    """Return the file's size and whether its last line was left cut.
+
+    A last line without its newline may be another process's write still
+    in progress, possibly held up for a while by the kernel's writeback
+    throttling. Only a file nobody has modified for a second is taken to
+    end in a line a crash cut short; a file that keeps changing for
+    longer is left as it is.
+    """
+    deadline = time.monotonic() + 2 * _SETTLE_S
+    while True:
+        info = os.fstat(fd)
+        if not info.st_size or _ends_with_newline(path, info.st_size):
+            return info.st_size, False
+        # The file's age can only be read against the wall clock.
+        if time.time() - info.st_mtime >= _SETTLE_S:
+            return info.st_size, True
+        if time.monotonic() > deadline:
+            return info.st_size, False
+        time.sleep(0.05)
 
 
 def _ends_with_newline(path: str, size: int) -> bool:
