@@ -123,7 +123,7 @@ class Call:
             self.retry,
             self.policy,
             first,
-            on_retry=self.client._retry_scheduled_hook(self),
+            on_retry=self.client.outcomes.retry_hook(self),
             deadline_at=self.deadline,
         )
 
@@ -142,7 +142,7 @@ class Call:
         """Make one attempt and settle its breaker admission."""
         self.attempts += 1
         if _state.PIPELINE.min_level <= DEBUG:
-            self.client._attempt_started(self)
+            self.client.outcomes.attempt_started(self)
         try:
             if self.is_async and self.timeout is None and not self.deadline:
                 # The common case, without the frames of _timed/_invoke.

@@ -22,14 +22,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import threading
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
 from ._external_call import Call
-from ._external_metrics import ClientMetrics, failure_kind
+from ._external_outcome import OutcomeRecorder
 from ._retry import RetryPolicy
 from .breaker import (
     CircuitBreaker,
@@ -55,12 +54,6 @@ HeaderProvider = Callable[[], Mapping[str, str]]
 
 _providers: tuple[HeaderProvider, ...] = ()
 _providers_lock = threading.Lock()
-
-_TRANSITION_EVENTS = {
-    CircuitState.OPEN: ("circuit.opened", "warning"),
-    CircuitState.HALF_OPEN: ("circuit.half_opened", "info"),
-    CircuitState.CLOSED: ("circuit.closed", "info"),
-}
 
 _NO_RETRY = RetryPolicy(max_attempts=1)
 _DEFAULT_BREAKER = CircuitBreakerConfig()
@@ -127,13 +120,14 @@ class BaseExternalClient:
         self.logger: UnifiedLogger = get_unified_logger(
             f"external.{client_name}", "infrastructure"
         )
-        self.metrics = ClientMetrics()
+        self.outcomes = OutcomeRecorder(client_name, self.logger)
+        self.metrics = self.outcomes.metrics
         self.breaker: CircuitBreaker | None = None
         if circuit_breaker is not None:
-            self.breaker = CircuitBreaker(
+            self.breaker = self.outcomes.breaker = CircuitBreaker(
                 client_name,
                 circuit_breaker,
-                on_transition=self._circuit_moved,
+                on_transition=self.outcomes.circuit_moved,
                 state_store=breaker_state,
             )
         self.shares_breaker_state = (
@@ -183,7 +177,7 @@ class BaseExternalClient:
         try:
             admission = await call.admit()
         except CircuitOpenError as refused:
-            self._short_circuited(call, refused)
+            self.outcomes.short_circuited(call, refused)
             raise
         log = self.logger
         log.log_boundary(operation_name, "inbound", client=self.client_name)
@@ -197,12 +191,12 @@ class BaseExternalClient:
                 if transform_response is not None:
                     result = await _resolved(transform_response(result))
             except Exception as error:
-                self._failed(call, error, fields)
+                self.outcomes.failed(call, error, fields)
                 raise
             except BaseException:
-                self._cancelled(call, fields)
+                self.outcomes.cancelled(call, fields)
                 raise
-            self._succeeded(call, fields)
+            self.outcomes.succeeded(call, fields)
         log.log_boundary(
             operation_name, "outbound", result, client=self.client_name
         )
@@ -302,133 +296,6 @@ class BaseExternalClient:
                 client=self.client_name,
                 operation=call.operation,
             )
-
-    def _attempt_started(self, call: Call) -> None:
-        self.logger.debug(
-            "external.call.started",
-            client=self.client_name,
-            operation=call.operation,
-            attempt=call.attempts,
-        )
-
-    def _retry_scheduled_hook(
-        self, call: Call
-    ) -> Callable[[int, float, Exception], None]:
-        def scheduled(attempt: int, delay: float, error: Exception) -> None:
-            self.logger.log_event(
-                "external.retry.scheduled",
-                severity="warning",
-                client=self.client_name,
-                operation=call.operation,
-                attempt=attempt,
-                delay_s=round(delay, 3),
-                error_type=type(error).__name__,
-                failure_kind=failure_kind(error),
-            )
-
-        return scheduled
-
-    def _succeeded(self, call: Call, fields: dict[str, Any]) -> None:
-        self.metrics.succeeded(time.monotonic() - call.started)
-        fields["attempts"] = call.attempts
-        fields["outcome"] = "ok"
-        if call.retries:
-            fields["retries"] = call.retries
-            self.logger.info(
-                "external.call.succeeded",
-                client=self.client_name,
-                operation=call.operation,
-                attempts=call.attempts,
-                retries=call.retries,
-            )
-        self._remember(call, "ok")
-
-    def _failed(
-        self, call: Call, error: Exception, fields: dict[str, Any]
-    ) -> None:
-        kind = failure_kind(error)
-        self.metrics.failed(time.monotonic() - call.started, kind)
-        fields["attempts"] = call.attempts
-        fields["outcome"] = "error"
-        # Logged inside the operation with the exception, so the cascade
-        # records it as this layer's; the operation's own failure line and
-        # every layer further out then refer to it without a traceback.
-        self.logger.error(
-            "external.call.failed",
-            client=self.client_name,
-            operation=call.operation,
-            outcome="error",
-            failure_kind=kind,
-            attempts=call.attempts,
-            retries=call.retries,
-            attempted=call.attempted,
-            breaker_state=self._breaker_state(),
-            exc_info=error,
-        )
-        self._remember(call, "error")
-
-    def _cancelled(self, call: Call, fields: dict[str, Any]) -> None:
-        self.metrics.was_cancelled()
-        fields["attempts"] = call.attempts
-        self._remember(call, "cancelled")
-
-    def _short_circuited(self, call: Call, refused: CircuitOpenError) -> None:
-        self.metrics.short_circuited()
-        self.logger.warning(
-            "external.call.short_circuited",
-            client=self.client_name,
-            operation=call.operation,
-            outcome="short_circuited",
-            attempted=False,
-            breaker_state=refused.state,
-            retry_in_s=round(refused.next_probe_in, 3),
-            exc_info=refused,
-        )
-        self._remember(call, "short_circuited")
-
-    def _remember(self, call: Call, outcome: str) -> None:
-        ctx = request_context.get()
-        if ctx is None:
-            return
-        key = f"external.{self.client_name}.{call.operation}"
-        seen = ctx.attributes.get(key)
-        calls = attempts = retries = 0
-        if isinstance(seen, dict):
-            calls = seen.get("calls", 0)
-            attempts = seen.get("attempts", 0)
-            retries = seen.get("retries", 0)
-        ctx.set_attribute(
-            key,
-            {
-                "calls": calls + 1,
-                "attempts": attempts + call.attempts,
-                "retries": retries + call.retries,
-                "outcome": outcome,
-                "breaker_state": self._breaker_state(),
-            },
-        )
-
-    def _breaker_state(self) -> str | None:
-        breaker = self.breaker
-        return None if breaker is None else breaker.state.value
-
-    def _circuit_moved(
-        self,
-        old: CircuitState,
-        new: CircuitState,
-        info: dict[str, object],
-    ) -> None:
-        event, severity = _TRANSITION_EVENTS[new]
-        self.logger.log_event(
-            event,
-            severity=severity,
-            client=self.client_name,
-            failures=info.get("failures"),
-            from_state=old.value,
-            to_state=new.value,
-            reason=info.get("reason"),
-            shared=info.get("shared"),
-        )
 
 
 class HTTPExternalClient(BaseExternalClient):
