@@ -134,14 +134,17 @@ class Flow:
             self.interrupted = True
         elif not self.gone():
             self.failed = True
-            await self.failed_with(exc)
+            try:
+                await self.failed_with(exc)
+            except Exception as error:
+                _diagnostics.report("middleware", "a failure was lost", error)
 
     def gone(self) -> bool:
         """Whether the client went away before the end."""
         return False
 
     async def failed_with(self, exc: Exception) -> None:
-        """Log an application failure; never raises."""
+        """Log an application failure."""
 
     def close(self) -> None:
         """Leave the context, write the summary if not yet, tell observers."""
@@ -283,21 +286,23 @@ class HttpExchange(Flow):
 
     async def failed_with(self, exc: Exception) -> None:
         """Log the failure; send a 500 if no response started yet."""
+        self._log_failure(exc)
+        if self.started:
+            return
         try:
-            self._log_failure(exc)
-            if not self.started:
-                await self.send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": _ERROR_HEADERS,
-                    }
-                )
-                await self.send(
-                    {"type": "http.response.body", "body": _ERROR_BODY}
-                )
-        except Exception as error:
-            _diagnostics.report("middleware", "no 500 was sent", error)
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": _ERROR_HEADERS,
+                }
+            )
+            await self.send(
+                {"type": "http.response.body", "body": _ERROR_BODY}
+            )
+        except OSError:
+            # The client left while the error was being reported to it.
+            pass
 
     def _log_failure(self, exc: Exception) -> None:
         fields: dict[str, Any] = {"method": self.scope.get("method")}
