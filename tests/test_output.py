@@ -7,6 +7,7 @@ import datetime as dt
 import errno
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
@@ -379,6 +380,20 @@ def test_module_flush_and_shutdown_reach_every_buffer(
         buffer.write(line(2), 20)
     assert output.shutdown(5.0)
     assert [numbers(p) for p in paths] == [[1, 2], [1, 2]]
+
+
+def test_signal_handlers_are_only_installed_from_the_main_thread() -> None:
+    """From another thread nothing changes and the call returns False."""
+    before = signal.getsignal(signal.SIGTERM)
+    answers: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(output.install_signal_handlers())
+    )
+    thread.start()
+    thread.join(5.0)
+
+    assert answers == [False]
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def fill_then_release(buffer: AsyncLogBuffer, levels: list[int]) -> None:

@@ -172,7 +172,10 @@ def test_sigterm_mid_stream_writes_every_line_then_dies(
 def test_sigterm_runs_the_handler_it_replaced(
     spawn: Any, tmp_path: Path
 ) -> None:
-    """The application's own SIGTERM handler still runs, after the flush."""
+    """The application's own SIGTERM handler still runs, after the flush.
+
+    Installing twice does not make the handler call itself.
+    """
     path = tmp_path / "app.log"
     child = spawn(
         """
@@ -185,6 +188,7 @@ def test_sigterm_runs_the_handler_it_replaced(
             sys.exit(0)
 
         signal.signal(signal.SIGTERM, stop)
+        output.install_signal_handlers()
         output.install_signal_handlers()
         for n in range(10):
             buffer.write(line(n), 20)

@@ -15,11 +15,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence, Sized
+from dataclasses import dataclass
 
 from . import _diagnostics
 from ._destinations import Destination
 
-__all__ = ["Outlets"]
+__all__ = ["Outlets", "OutputStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStats:
+    """Line counts of one buffer in this process.
+
+    *pending* lines wait for the writer; *written* counts lines handed to
+    the destinations; *dropped* counts lines the overflow policy gave up;
+    *lost* counts lines a destination failed to take, plus lines refused
+    after a close that timed out.
+    """
+
+    pending: int
+    written: int
+    dropped: int
+    lost: int
 
 
 class _Outlet:

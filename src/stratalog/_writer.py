@@ -42,30 +42,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from . import _diagnostics, _lifecycle, _overflow
 from ._destinations import Destination
-from ._outlets import Outlets
+from ._outlets import Outlets, OutputStats
 
 __all__ = ["BackgroundWriter", "OutputStats"]
 
 _CHUNK_LINES = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class OutputStats:
-    """Line counts of one buffer in this process.
-
-    *dropped* counts lines the overflow policy gave up; *lost* counts
-    lines a destination failed to take, plus lines refused after a close
-    that timed out.
-    """
-
-    pending: int
-    written: int
-    dropped: int
-    lost: int
 
 
 class _Doorbell:
@@ -111,9 +95,11 @@ class BackgroundWriter:
         _lifecycle.track(self)
 
     def write(self, line: bytes, level: int) -> None:
-        """Queue one rendered *line* at *level*; never blocks, never raises.
+        """Queue one rendered *line* at *level*; never waits on I/O or raises.
 
         Safe from any thread, from signal handlers and from ``__del__``.
+        Only ``overflow="block"`` makes a caller wait, for room in a full
+        buffer.
         """
         try:
             size = len(line)

@@ -34,11 +34,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from ._destinations import Destination, FileDestination, StreamDestination
+from ._destinations import Destination, StreamDestination
+from ._files import FileDestination
 from ._lifecycle import flush, install_signal_handlers, shutdown
+from ._outlets import OutputStats
 from ._overflow import POLICIES, Bound
 from ._render import Limits, json_renderer, safe_repr
-from ._writer import BackgroundWriter, OutputStats
+from ._writer import BackgroundWriter
 from .config import LEVELS
 from .exceptions import ConfigurationError
 
