@@ -7,9 +7,14 @@ pipeline and these can be used in a structlog setup.
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import re
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+from uuid import UUID
+
+from ._render import _CUT, _CYCLE, _default, _sorted_members
 
 __all__ = ["DEFAULT_REDACT_KEYS", "DEFAULT_REDACT_PATTERNS", "Redactor"]
 
@@ -68,6 +73,10 @@ _NEVER_REDACTED = frozenset(
 _MIN_SECRET_LENGTH = 16
 _KEY_CACHE_SIZE = 4_096
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+# Values rendered by type alone, never by content that could hold a secret.
+_OPAQUE = (int, float, enum.Enum, UUID, dt.date, dt.time)
+
 
 class Redactor:
     """Replace secrets in a line by a marker that never echoes them.
@@ -75,23 +84,35 @@ class Redactor:
     A value is replaced whole when its key, lower-cased with ``-`` read as
     ``_``, is one of *keys* or ends with ``_`` plus one of them
     (``db_password``; ``max_tokens`` is left alone). Inside string values,
-    each match of *patterns* is replaced. Nested mappings and sequences
-    are searched too. The request ids are never redacted.
+    each match of *patterns* is replaced. Everything the renderer expands
+    is searched: mappings, sequences, sets, dataclasses, exception
+    messages and the text of other objects. Nesting deeper than
+    *max_depth* is cut, and a cycle is marked, as the renderer does, so no
+    unsearched value reaches a line. The request ids are never touched.
     """
 
-    __slots__ = ("_cache", "_keys", "_pattern", "_suffixes", "marker")
+    __slots__ = (
+        "_cache",
+        "_keys",
+        "_max_depth",
+        "_pattern",
+        "_suffixes",
+        "marker",
+    )
 
     def __init__(
         self,
         keys: Iterable[str] = DEFAULT_REDACT_KEYS,
         patterns: Iterable[str] = DEFAULT_REDACT_PATTERNS,
         marker: str = "[REDACTED]",
+        max_depth: int = 32,
     ) -> None:
         self._keys = frozenset(_normalise(k) for k in keys)
         self._suffixes = tuple(f"_{k}" for k in self._keys)
         joined = "|".join(f"(?:{p})" for p in patterns)
         self._pattern = re.compile(joined) if joined else None
         self.marker = marker
+        self._max_depth = max_depth
         self._cache: dict[str, bool] = dict.fromkeys(_NEVER_REDACTED, False)
 
     def __call__(
@@ -109,15 +130,21 @@ class Redactor:
             if sensitive is None:
                 sensitive = self._remember(key)
             if sensitive:
-                if value is not None and value != "":
+                if not _is_empty(value):
                     fields[key] = self.marker
                 continue
             kind = type(value)
+            if kind in _PLAIN or key in _NEVER_REDACTED:
+                continue
             if kind is str:
                 if len(value) >= _MIN_SECRET_LENGTH:
                     fields[key] = self._scrub(value)
-            elif kind is dict or kind is list or kind is tuple:
-                fields[key] = self._clean(None, value, 0)
+                continue
+            try:
+                fields[key] = self._clean(None, value, 0, set())
+            except Exception:
+                # A value that cannot be searched cannot be shown either.
+                fields[key] = self.marker
 
     def _remember(self, key: str) -> bool:
         sensitive = self._sensitive(key)
@@ -131,19 +158,56 @@ class Redactor:
         name = _normalise(key)
         return name in self._keys or name.endswith(self._suffixes)
 
-    def _clean(self, key: object, value: Any, depth: int) -> Any:
-        if self._sensitive(key):
-            return self.marker if value not in (None, "") else value
+    def _clean(
+        self, key: object, value: Any, depth: int, path: set[int]
+    ) -> Any:
+        if key is not None:
+            if self._key_is_sensitive(key):
+                return value if _is_empty(value) else self.marker
+            if key in _NEVER_REDACTED:
+                return value
         kind = type(value)
         if kind is str:
             return self._scrub(value)
-        if depth >= 8:
+        if kind in _PLAIN:
             return value
-        if isinstance(value, MutableMapping | dict):
-            return self._clean_mapping(value, depth)
-        if kind is list or kind is tuple:
-            return self._clean_sequence(value, depth)
-        return value
+        if kind is dict or kind is list or kind is tuple:
+            return self._clean_container(value, depth, path)
+        return self._clean_other(value, depth, path)
+
+    def _key_is_sensitive(self, key: object) -> bool:
+        if type(key) is str:
+            sensitive = self._cache.get(key)
+            return self._remember(key) if sensitive is None else sensitive
+        return self._sensitive(key)
+
+    def _clean_container(self, value: Any, depth: int, path: set[int]) -> Any:
+        if depth >= self._max_depth:
+            return _CUT
+        if id(value) in path:
+            return _CYCLE
+        path.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return self._clean_mapping(value, depth, path)
+            return self._clean_sequence(value, depth, path)
+        finally:
+            path.discard(id(value))
+
+    def _clean_other(self, value: Any, depth: int, path: set[int]) -> Any:
+        if isinstance(value, _OPAQUE):
+            return value
+        if isinstance(value, str):
+            return self._scrub(str.__str__(value))
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            return self._clean_container(value, depth, path)
+        if depth >= self._max_depth:
+            return _CUT
+        # Written through a conversion (repr, dataclass fields, exception
+        # message): search what the renderer would write.
+        converted = _default(value)
+        cleaned = self._clean(None, converted, depth + 1, path)
+        return value if cleaned is converted else cleaned
 
     def _scrub(self, text: str) -> str:
         pattern = self._pattern
@@ -153,21 +217,31 @@ class Redactor:
             return text
         return pattern.sub(self.marker, text)
 
-    def _clean_mapping(self, value: Any, depth: int) -> Any:
+    def _clean_mapping(
+        self, value: Mapping[Any, Any], depth: int, path: set[int]
+    ) -> Any:
         changed = None
         for key, item in value.items():
-            cleaned = self._clean(key, item, depth + 1)
+            cleaned = self._clean(key, item, depth + 1, path)
             if cleaned is not item:
                 if changed is None:
                     changed = dict(value)
                 changed[key] = cleaned
         return value if changed is None else changed
 
-    def _clean_sequence(self, value: Any, depth: int) -> Any:
-        cleaned = [self._clean(None, item, depth + 1) for item in value]
-        if all(a is b for a, b in zip(cleaned, value, strict=True)):
+    def _clean_sequence(self, value: Any, depth: int, path: set[int]) -> Any:
+        items = value
+        if isinstance(value, set | frozenset):
+            items = _sorted_members(value)
+        cleaned = [self._clean(None, item, depth + 1, path) for item in items]
+        if all(a is b for a, b in zip(cleaned, items, strict=True)):
             return value
         return cleaned
+
+
+def _is_empty(value: Any) -> bool:
+    """Whether a sensitive key holds no secret at all (None or "")."""
+    return value is None or (type(value) is str and value == "")
 
 
 def _normalise(key: str) -> str:
