@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ._http import Scope, route_template
 from .context import RequestContext
 from .errors import ErrorRecord
 
@@ -244,11 +245,14 @@ class SpanObserver:
 class ServerSpanObserver:
     """A request observer for :class:`~stratalog.middleware.LoggingMiddleware`.
 
+    Pass it as ``LoggingMiddleware(app, observers=[ServerSpanObserver()])``.
     It continues the trace of the incoming ``traceparent``/``tracestate``
     headers with a SERVER span named ``METHOD route``, current for the
     whole request, so every line of the request, the summary included,
     carries its ``trace_id``. The span has the HTTP attributes and the
-    request's ``correlation_id``.
+    request's ``correlation_id``. A 5xx or a failure the request logged
+    sets status ERROR; a client that went away does not
+    (``stratalog.outcome=client_disconnected``), nor does cancellation.
 
     When a SERVER span is already current (FastAPI's own telemetry or
     ``opentelemetry-instrumentation-asgi`` outside the middleware), no
@@ -272,7 +276,7 @@ class ServerSpanObserver:
         return tracer
 
     def started(
-        self, scope: dict[str, Any], ctx: RequestContext | None
+        self, scope: Scope, ctx: RequestContext | None
     ) -> _ServerScope | None:
         """Join a current SERVER span, or start one from the headers."""
         if scope.get("type") != "http":
@@ -320,7 +324,7 @@ class _ServerScope(_Scope):
         span: trace.Span,
         method: str,
         ctx: RequestContext | None,
-        scope: dict[str, Any],
+        scope: Scope,
     ) -> None:
         super().__init__(span, method, ctx, None)
         self.method = method
@@ -328,7 +332,7 @@ class _ServerScope(_Scope):
 
     def complete(self, status: int | None, exc: BaseException | None) -> None:
         span = self.span
-        route = route_of(self.scope)
+        route = route_template(self.scope)
         if route is not None:
             self.name = f"{self.method} {route}"
             span.update_name(self.name)
@@ -336,13 +340,22 @@ class _ServerScope(_Scope):
         if status is not None:
             span.set_attribute("http.response.status_code", status)
         if isinstance(exc, Exception):
-            self.failed(exc)
+            if self._application_failed(status, exc):
+                self.failed(exc)
+            else:
+                span.set_attribute("stratalog.outcome", "client_disconnected")
         elif exc is not None:
             span.set_attribute("stratalog.outcome", "cancelled")
         elif status is not None and status >= 500:
             span.set_attribute("error.type", str(status))
             span.set_status(Status(StatusCode.ERROR))
         span.end()
+
+    def _application_failed(self, status: int | None, exc: Exception) -> bool:
+        """A 5xx, or an exception logged as a failure; not a client gone."""
+        if status is not None and status >= 500:
+            return True
+        return self.ctx is None or _error_record(self.ctx, exc) is not None
 
 
 def _is_server_span(span: trace.Span) -> bool:
@@ -351,7 +364,7 @@ def _is_server_span(span: trace.Span) -> bool:
     return getattr(span, "kind", None) is SpanKind.SERVER
 
 
-def trace_context_of(scope: dict[str, Any]) -> otel_context.Context:
+def trace_context_of(scope: Scope) -> otel_context.Context:
     """Return the context carried by the headers of an ASGI *scope*."""
     from opentelemetry.propagate import extract
 
@@ -365,15 +378,7 @@ def trace_context_of(scope: dict[str, Any]) -> otel_context.Context:
     return extract(carrier)
 
 
-def route_of(scope: dict[str, Any]) -> str | None:
-    """Return the route template the router matched, if any."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else None
-
-
-def _request_attributes(
-    scope: dict[str, Any], method: str
-) -> dict[str, str | int]:
+def _request_attributes(scope: Scope, method: str) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {
         "http.request.method": method,
         "url.scheme": str(scope.get("scheme") or "http"),
