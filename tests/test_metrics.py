@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import stratalog
+from _servers import UvicornThread
 from stratalog import _state
 from stratalog.coordinator import LoggingCoordinator, emit_summary
 from stratalog.logger import get_unified_logger
@@ -194,28 +192,11 @@ def test_a_bad_line_never_breaks_logging(metrics: PrometheusMetrics) -> None:
     assert _value(metrics, "stratalog_dropped_lines_total") == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(metrics: PrometheusMetrics) -> Iterator[str]:
     """``metrics_app()`` under uvicorn on loopback; yields its URL."""
-    port = _free_port()
-    config = uvicorn.Config(
-        metrics_app(), host="127.0.0.1", port=port, log_level="error"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with UvicornThread(metrics_app()) as server:
+        yield server.url
 
 
 def test_metrics_app_serves_the_installed_metrics(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import Generator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,7 +29,9 @@ from opentelemetry.trace import (
 
 import stratalog
 from _otel import span_exporter
+from _servers import UvicornThread
 from stratalog import external, tracing
+from stratalog.asgi import instrument_app
 from stratalog.config import LoggingConfig
 from stratalog.coordinator import LoggingCoordinator
 from stratalog.logger import get_unified_logger
@@ -442,6 +448,23 @@ def test_server_span_records_an_error_no_span_saw(
     assert [e.name for e in span.events] == ["exception"]
 
 
+def test_a_client_gone_is_not_a_server_error(
+    spans: InMemorySpanExporter,
+) -> None:
+    """An exception nobody logged as a failure, no 5xx: the client left."""
+    ctx = LoggingCoordinator().start_request()
+    observer = ServerSpanObserver()
+    state = observer.started(_scope(), ctx)
+    observer.finished(state, None, ConnectionResetError("peer gone"))
+    LoggingCoordinator().end_request(ctx)
+
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.events == ()
+    assert span.attributes is not None
+    assert span.attributes["stratalog.outcome"] == "client_disconnected"
+
+
 @pytest.mark.parametrize(
     ("status", "exc", "code", "outcome"),
     [
@@ -533,3 +556,162 @@ def test_trace_headers_are_empty_without_a_span() -> None:
         assert tracing.trace_headers() == {
             "traceparent": f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-00"
         }
+
+
+# -- C07: the global exception handler under a real server ------------------
+
+
+def _c07_app(native_spans: bool) -> Any:
+    """The case's app: a global handler logging ``unhandled``."""
+    telemetry: Any = {"tracing": native_spans, "operation_spans": False}
+    app = FastAPI(telemetry=telemetry)
+    log = get_unified_logger("c07", "api")
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled", path=request.url.path)
+        return JSONResponse({"error": "internal"}, status_code=500)
+
+    @app.get("/ok")
+    async def ok() -> dict[str, bool]:
+        log.info("ok")
+        return {"ok": True}
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise ValueError("nope")
+
+    return instrument_app(app)
+
+
+def _server_span(spans: InMemorySpanExporter, path: str) -> Any:
+    (span,) = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind is SpanKind.SERVER
+        and (s.attributes or {}).get("url.path") == path
+    ]
+    return span
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "native_spans",
+    [
+        pytest.param(False, id="stratalog-server-span"),
+        pytest.param(True, id="joins-fastapi-span"),
+    ],
+)
+def test_c07_exception_handler_lines_keep_the_request_trace(
+    traced: MemorySink, spans: InMemorySpanExporter, native_spans: bool
+) -> None:
+    """C07: lines of the global exception handler carry the server span.
+
+    Under uvicorn, with the middleware outermost (``instrument_app``):
+    ``ok`` has its request's server-span ids; ``unhandled`` has the
+    failing request's trace id and the correlation id of the response
+    header; that span ends with status ERROR; no id is ever all zero.
+    With FastAPI's own request span, it is joined instead of doubled.
+    """
+    with UvicornThread(_c07_app(native_spans)) as server:
+        assert httpx.get(f"{server.url}/ok").status_code == 200
+        failed = httpx.get(f"{server.url}/fail")
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "internal"}
+
+    ok_span, fail_span = (
+        _server_span(spans, "/ok"),
+        _server_span(spans, "/fail"),
+    )
+    ok = _by_event(traced, "ok")
+    assert ok["trace_id"] == format(ok_span.context.trace_id, "032x")
+    assert ok["span_id"] == format(ok_span.context.span_id, "016x")
+    unhandled = _by_event(traced, "unhandled")
+    assert unhandled["trace_id"] == format(fail_span.context.trace_id, "032x")
+    assert unhandled["correlation_id"] == failed.headers["x-request-id"]
+    assert fail_span.status.status_code is StatusCode.ERROR
+    assert fail_span.attributes is not None
+    assert (
+        fail_span.attributes["correlation_id"] == unhandled["correlation_id"]
+    )
+
+    summaries = [
+        r for r in traced.records() if r["event"] == "request.completed"
+    ]
+    assert {s["trace_id"] for s in summaries} == {
+        format(span.context.trace_id, "032x") for span in (ok_span, fail_span)
+    }
+    servers = [
+        s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER
+    ]
+    assert len(servers) == 2
+    for line in traced.records():
+        if "trace_id" in line:
+            assert re.fullmatch("[0-9a-f]{32}", line["trace_id"])
+            assert re.fullmatch("[0-9a-f]{16}", line["span_id"])
+            assert line["trace_id"] != "0" * 32
+
+
+# -- one trace across two services -------------------------------------------
+
+
+def _service_b() -> Any:
+    app = FastAPI(telemetry={"tracing": False})
+
+    @app.get("/stock/{sku}")
+    async def stock(sku: str) -> dict[str, int]:
+        get_unified_logger("b.stock", "api").info("stock.read", sku=sku)
+        return {"left": 3}
+
+    return instrument_app(app)
+
+
+def _service_a(b_url: str) -> Any:
+    app = FastAPI(telemetry={"tracing": False})
+    client = external.HTTPExternalClient("stock", b_url)
+
+    @app.get("/orders/{sku}")
+    async def order(sku: str) -> dict[str, int]:
+        response = await client.request(
+            "GET", f"/stock/{sku}", operation="stock.read"
+        )
+        left: int = response.json()["left"]
+        return {"left": left}
+
+    return instrument_app(app)
+
+
+@pytest.mark.slow
+def test_two_services_share_one_trace(
+    traced: MemorySink, spans: InMemorySpanExporter
+) -> None:
+    """A calls B through HTTPExternalClient: both summaries, one trace.
+
+    B's server span is a child of the operation span of A's external
+    call (``traceparent`` went out with it), and B's request takes A's
+    correlation id from ``X-Request-ID``.
+    """
+    with (
+        UvicornThread(_service_b()) as b,
+        UvicornThread(_service_a(b.url)) as a,
+    ):
+        response = httpx.get(f"{a.url}/orders/A-1")
+    assert response.json() == {"left": 3}
+
+    summaries = {
+        r["path"]: r
+        for r in traced.records()
+        if r["event"] == "request.completed"
+    }
+    summary_a, summary_b = summaries["/orders/A-1"], summaries["/stock/A-1"]
+    assert summary_a["trace_id"] == summary_b["trace_id"]
+    assert summary_a["correlation_id"] == summary_b["correlation_id"]
+    server_b = _server_span(spans, "/stock/A-1")
+    server_a = _server_span(spans, "/orders/A-1")
+    by_id = {s.context.span_id: s for s in spans.get_finished_spans()}
+    assert server_b.parent is not None
+    call = by_id[server_b.parent.span_id]
+    assert call.name == "infrastructure.stock.read"
+    assert call.context.trace_id == server_a.context.trace_id
+    assert server_b.attributes is not None
+    assert server_b.attributes["correlation_id"] == summary_a["correlation_id"]
