@@ -781,7 +781,7 @@ async def test_background_tasks_keep_the_ids_after_the_summary(
     app.add_middleware(LoggingMiddleware)
 
     async def later() -> None:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         log.info("background.ran")
 
     @app.get("/work")
@@ -797,7 +797,7 @@ async def test_background_tasks_keep_the_ids_after_the_summary(
         if r["event"] in ("request.completed", "background.ran")
     )
     assert summary["event"] == "request.completed"
-    assert summary["duration_ms"] < 200
+    assert summary["duration_ms"] < 500
     assert ran["event"] == "background.ran"
     assert ran["correlation_id"] == "bg-1"
     assert request_context.get() is None

@@ -187,7 +187,8 @@ async def test_an_unreachable_redis_costs_at_most_the_budget(
             await store.aclose()
     assert found == [None] * 20
     assert again is None
-    assert elapsed < BUDGET + 0.4
+    # A stall would last the client's 1 s socket timeout or more.
+    assert elapsed < 0.9
     assert not service.available
     (warning,) = lines(sink, "session_lookup.unavailable")
     assert warning["level"] == "warning"
@@ -199,11 +200,11 @@ async def test_lookups_are_skipped_during_the_backoff(
 ) -> None:
     """After a failure the store is left alone until the backoff is over."""
     store = FailingStore()
-    service = SessionService(store, backoff=0.1)
+    service = SessionService(store, backoff=0.5)
     for _ in range(50):
         assert await service.get_user_id("s-1") is None
     assert store.calls == 1
-    await asyncio.sleep(0.12)
+    await asyncio.sleep(0.55)
     await asyncio.gather(*(service.get_user_id("s-1") for _ in range(10)))
     assert store.calls == 2
     assert len(lines(sink, "session_lookup.unavailable")) == 1
@@ -336,7 +337,8 @@ async def test_a_redis_outage_stalls_no_request(
                     *(timed_get(client, "/health") for _ in range(5)),
                 )
     assert [status for status, _ in results] == [200] * 25
-    assert max(elapsed for _, elapsed in results) < BUDGET + 0.5
+    # A stall would last the client's 1 s socket timeout or more.
+    assert max(elapsed for _, elapsed in results) < 0.9
     profiles = lines(sink, "profile.read")
     assert len(profiles) == 20
     for line in profiles:
