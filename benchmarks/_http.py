@@ -207,7 +207,7 @@ def run(options: Options) -> Family:
             family.unavailable[f"cpu.{name}"] = "wrk is not installed"
         return family
     seconds = 3.0 if options.quick else 10.0
-    rounds = options.rounds(3, 1)
+    rounds = options.rounds(4, 1)
     servers = [s for name in APPS if (s := _start(family, name, options))]
     try:
         for server in servers:
@@ -260,11 +260,9 @@ def _record(
                 f"{server.name}: {lines:,} lines in its log for "
                 f"{server.requests:,} measured requests (plus warm-up)."
             )
-        family.commands.append(
-            " ".join(
-                _pinned(_SERVER_CORE, _uvicorn(server.target, 0))
-            ).replace(" 0 ", " PORT ")
-        )
+        command = _pinned(_SERVER_CORE, _uvicorn(server.target, 0))
+        command[command.index("--port") + 1] = "PORT"
+        family.commands.append(" ".join(command))
     family.commands.append(
         f"taskset -c {_LOAD_CORE} wrk -t1 -c32 -d{seconds:g}s --latency "
         f"http://127.0.0.1:PORT/hello   # {rounds} round(s) per app, "

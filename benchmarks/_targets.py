@@ -185,7 +185,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "report-rss",
-        "report peak RSS ≤ 256 MiB",
+        "report peak memory ≤ 256 MiB (summed Pss of its processes)",
         "report",
         "rss.stratalog",
         None,
