@@ -89,23 +89,28 @@ class LoggingConfig:
         for name in self.outputs:
             _check_choice("LOG_OUTPUT", name, ("stdout", "stderr"))
         for layer, seconds in self.thresholds.items():
-            if not seconds > 0:
-                raise ConfigurationError(
-                    f"LOG_PERF_THRESHOLD_{layer.upper()}",
-                    seconds,
-                    "a positive number of seconds",
-                )
-        _check_positive("LOG_BUFFER_SIZE", self.buffer_size)
+            _check_positive(f"LOG_PERF_THRESHOLD_{layer.upper()}", seconds)
+        for variable, flag in (
+            ("LOG_DEDUPE", self.dedupe),
+            ("LOG_REDACT", self.redact),
+            ("LOG_CAPTURE_STDLIB", self.capture_stdlib),
+        ):
+            _check_bool(variable, flag)
+        for variable, value in (
+            ("LOG_BUFFER_SIZE", self.buffer_size),
+            ("LOG_MAX_LOGGED_OPERATIONS", self.max_logged_operations),
+            ("LOG_MAX_ATTRIBUTES_SIZE", self.max_attributes_size),
+            ("LOG_MAX_ERROR_HISTORY", self.max_error_history),
+            ("LOG_MAX_STRING_LENGTH", self.max_string_length),
+            ("LOG_MAX_DEPTH", self.max_depth),
+            ("LOG_MAX_LINE_BYTES", self.max_line_bytes),
+        ):
+            _check_whole(variable, value, minimum=1)
+        _check_whole("LOG_FILE_MAX_BYTES", self.file_max_bytes, minimum=0)
+        _check_whole("LOG_FILE_BACKUPS", self.file_backups, minimum=0)
         _check_positive("LOG_FLUSH_INTERVAL", self.flush_interval)
-        _check_positive(
-            "LOG_MAX_LOGGED_OPERATIONS", self.max_logged_operations
-        )
-        _check_positive("LOG_MAX_ATTRIBUTES_SIZE", self.max_attributes_size)
-        _check_positive("LOG_MAX_ERROR_HISTORY", self.max_error_history)
-        _check_positive("LOG_MAX_STRING_LENGTH", self.max_string_length)
-        _check_positive("LOG_MAX_DEPTH", self.max_depth)
-        _check_positive("LOG_MAX_LINE_BYTES", self.max_line_bytes)
         _check_positive("LOG_OTLP_TIMEOUT", self.otlp_timeout)
+        _check_seconds("LOG_SHUTDOWN_TIMEOUT", self.shutdown_timeout)
 
     @property
     def level_no(self) -> int:
@@ -114,11 +119,19 @@ class LoggingConfig:
 
     @property
     def renders_console(self) -> bool:
-        """Whether lines are rendered for a person rather than as JSON."""
-        if self.format == "auto":
-            stream = sys.stdout
-            return "stdout" in self.outputs and _isatty(stream)
-        return self.format == "console"
+        """Whether lines are rendered for a person rather than as JSON.
+
+        With ``auto``: only when every output stream is a terminal and no
+        file is written, since a file needs JSON lines.
+        """
+        if self.format != "auto":
+            return self.format == "console"
+        streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+        return (
+            self.file is None
+            and bool(self.outputs)
+            and all(_isatty(streams[name]) for name in self.outputs)
+        )
 
     def replace(self, **overrides: Any) -> LoggingConfig:
         """Return a copy with *overrides* applied and checked."""
@@ -179,9 +192,35 @@ def _check_choice(name: str, value: object, allowed: Any) -> None:
         )
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _check_positive(name: str, value: object) -> None:
+    number = _number(value)
+    if number is None or not number > 0:
         raise ConfigurationError(name, value, "a positive number")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    number = _number(value)
+    if number is None or not number >= 0:
+        raise ConfigurationError(name, value, "a number, zero or more")
+
+
+def _check_whole(name: str, value: object, *, minimum: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ConfigurationError(name, value, "a whole number")
+    if value < minimum:
+        allowed = "positive" if minimum == 1 else "zero or more"
+        raise ConfigurationError(name, value, f"a whole number, {allowed}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(name, value, "true or false")
 
 
 def _parse(name: str, raw: str, parse: Callable[[str], _T]) -> _T:
