@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -12,11 +13,21 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 import stratalog
 from _servers import UvicornThread
 from stratalog import _state
+from stratalog._outlets import OutputStats
+from stratalog._retry import RetryPolicy
+from stratalog.asgi import instrument_app
+from stratalog.breaker import CircuitBreakerConfig
 from stratalog.coordinator import LoggingCoordinator, emit_summary
+from stratalog.exceptions import CircuitOpenError
+from stratalog.external import HTTPExternalClient
 from stratalog.logger import get_unified_logger
 from stratalog.metrics import (
     PrometheusMetrics,
@@ -102,6 +113,26 @@ def test_requests_are_counted_by_route_and_status(
     assert _value(metrics, "stratalog_dedup_suppressed_lines_total") == 8
 
 
+async def _case(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.path_params["case_id"])
+
+
+def test_served_requests_are_counted_by_route_template(
+    metrics: PrometheusMetrics,
+) -> None:
+    """Under a real server, requests count by route template, not path."""
+    app = instrument_app(Starlette(routes=[Route("/cases/{case_id}", _case)]))
+    with UvicornThread(app) as server:
+        for path in ("/cases/1", "/cases/2", "/nowhere"):
+            httpx.get(f"{server.url}{path}")
+
+    total = "stratalog_requests_total"
+    ok = {"method": "GET", "status": "200", "outcome": "ok"}
+    assert _value(metrics, total, route="/cases/{case_id}", **ok) == 2
+    missing = {**ok, "status": "404", "route": "unmatched"}
+    assert _value(metrics, total, **missing) == 1
+
+
 def _fail_slowly(log: Any) -> None:
     with log.operation("slow_failure"):
         time.sleep(0.01)
@@ -135,33 +166,84 @@ def test_operations_are_timed_by_layer_at_any_level(sink: MemorySink) -> None:
     )
 
 
-def test_external_calls_breakers_and_drops(
+def _flaky_service() -> Starlette:
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def down(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("down", status_code=503)
+
+    return Starlette(routes=[Route("/ok", ok), Route("/down", down)])
+
+
+async def _call_a_flaky_service(url: str) -> None:
+    client = HTTPExternalClient(
+        "llm",
+        url,
+        circuit_breaker=CircuitBreakerConfig(failure_threshold=2),
+        retry=RetryPolicy(max_attempts=2, base_delay=0.01),
+    )
+    async with client:
+        await client.request("GET", "/ok", operation="complete")
+        for _ in range(3):
+            with contextlib.suppress(httpx.HTTPStatusError, CircuitOpenError):
+                await client.request("GET", "/down", operation="complete")
+
+
+async def test_external_calls_retries_and_breakers(
     metrics: PrometheusMetrics,
 ) -> None:
-    """External, circuit and dropped-line events move their metrics."""
-    log = get_unified_logger("t", "infrastructure")
-    log.info("external.call.succeeded", client="llm", outcome="success")
-    log.error("external.call.failed", client="llm", outcome="failure")
-    log.warning("external.call.short_circuited", client="llm")
-    log.warning("external.retry.scheduled", client="llm", attempt=1)
-    log.warning("circuit.opened", client="llm", failures=5)
-    log.warning("log.dropped", dropped=7, interval_s=1.0)
+    """Real calls through HTTPExternalClient move the external metrics.
+
+    One call succeeds; the next fails after one retry, and its two failed
+    attempts open the breaker, which refuses the last two.
+    """
+    with UvicornThread(_flaky_service()) as service:
+        await _call_a_flaky_service(service.url)
 
     calls = "stratalog_external_calls_total"
-    assert _value(metrics, calls, client="llm", outcome="success") == 1
-    assert _value(metrics, calls, client="llm", outcome="failure") == 1
-    assert _value(metrics, calls, client="llm", outcome="short_circuited") == 1
-    assert (
-        _value(metrics, "stratalog_external_retries_total", client="llm") == 1
-    )
+    assert _value(metrics, calls, client="llm", outcome="ok") == 1
+    assert _value(metrics, calls, client="llm", outcome="error") == 1
+    assert _value(metrics, calls, client="llm", outcome="short_circuited") == 2
+    retries = "stratalog_external_retries_total"
+    assert _value(metrics, retries, client="llm") == 1
     assert _value(metrics, "stratalog_circuit_state", client="llm") == 2
-    assert _value(metrics, "stratalog_dropped_lines_total") == 7
-
-    log.info("circuit.closed", client="llm", failures=0)
-    assert _value(metrics, "stratalog_circuit_state", client="llm") == 0
     transitions = "stratalog_circuit_transitions_total"
     assert _value(metrics, transitions, client="llm", state="opened") == 1
-    assert _value(metrics, transitions, client="llm", state="closed") == 1
+
+
+def test_breaker_state_follows_its_events(metrics: PrometheusMetrics) -> None:
+    """Opened, half-opened and closed set the state gauge to 2, 1, 0."""
+    log = get_unified_logger("t", "infrastructure")
+    gauge = "stratalog_circuit_state"
+    for event, value in [
+        ("circuit.opened", 2),
+        ("circuit.half_opened", 1),
+        ("circuit.closed", 0),
+    ]:
+        log.log_event(event, severity="info", client="db", failures=1)
+        assert _value(metrics, gauge, client="db") == value
+
+
+class _CountingSink(MemorySink):
+    """A sink reporting output counts, as the buffered output does."""
+
+    def stats(self) -> OutputStats:
+        return OutputStats(pending=3, written=40, dropped=7, lost=2)
+
+
+def test_output_counts_are_read_at_scrape() -> None:
+    """Dropped, lost and pending lines come from the output's counts."""
+    stratalog.configure(sink=_CountingSink())
+    installed = install_metrics()
+    try:
+        assert _value(installed, "stratalog_dropped_lines_total") == 7
+        assert _value(installed, "stratalog_lost_lines_total") == 2
+        assert _value(installed, "stratalog_pending_lines") == 3
+        stratalog.configure(sink=MemorySink())
+        assert _value(installed, "stratalog_dropped_lines_total") == 0
+    finally:
+        uninstall_metrics()
 
 
 def test_installed_metrics_survive_configure(
@@ -184,12 +266,19 @@ def test_each_instance_has_its_own_registry() -> None:
     assert first.registry is not second.registry
 
 
-def test_a_bad_line_never_breaks_logging(metrics: PrometheusMetrics) -> None:
-    """A line with odd field types is skipped by the metrics, still written."""
-    log = get_unified_logger("t", "infrastructure")
-    log.warning("log.dropped", dropped="many")
+def test_a_bad_line_never_breaks_logging(
+    metrics: PrometheusMetrics, sink: MemorySink
+) -> None:
+    """A summary with odd field types is skipped by the metrics, written."""
+    coordinator = LoggingCoordinator()
+    ctx = coordinator.start_request()
+    summary = coordinator.end_request(ctx)
+    summary["counts"] = "many"
+    summary["errors"] = [None, "x"]
+    emit_summary(summary, ctx, extra={"method": "GET", "duration_ms": "1"})
 
-    assert _value(metrics, "stratalog_dropped_lines_total") == 0
+    assert any(r["event"] == "request.completed" for r in sink.records())
+    assert _value(metrics, "stratalog_dedup_suppressed_lines_total") == 0
 
 
 @pytest.fixture

@@ -7,12 +7,20 @@ imported only when metrics are made. Wire them in with
     metrics = stratalog.metrics.install_metrics()
     app.mount("/metrics", stratalog.metrics.metrics_app())
 
-Two sources feed the metrics. Operation durations and threshold
-violations come from an operation observer, so every operation counts
-whatever the log level. Requests, errors, deduplication, external calls,
-breakers and dropped lines are read from the lines the pipeline writes
-(``request.completed``, ``external.*``, ``circuit.*``, ``log.dropped``):
-a line filtered out by the level is not counted.
+Three sources feed the metrics, each chosen to count what it sees in
+full:
+
+- an operation observer times every operation and counts threshold
+  violations and external calls (the operation each call runs in), at
+  any log level;
+- a pipeline processor reads ``request.completed`` (requests, durations,
+  the summary's errors and suppressed lines), ``external.retry.scheduled``,
+  ``external.call.short_circuited`` and ``circuit.*`` lines, so a line the
+  level filters out is not counted (requests at ``LOG_LEVEL=warning``
+  count only the slow and failed ones), and short circuits repeated
+  within one request count once, as they are logged once;
+- at each scrape, the output's own counts of dropped, lost and pending
+  lines (its ``log.dropped`` line is written past the pipeline).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _diagnostics, _state
+from . import _diagnostics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -56,17 +64,9 @@ CIRCUIT_STATES: Mapping[str, float] = {
 }
 """The value of ``stratalog_circuit_state`` after each breaker event."""
 
-_LABEL_LIMIT = 128
 _installed: PrometheusMetrics | None = None
 
 ASGIApp = Callable[..., Any]
-
-
-def _label(value: Any, missing: str = "unknown") -> str:
-    if value is None or value == "":
-        return missing
-    text = str(value)
-    return text if len(text) <= _LABEL_LIMIT else text[:_LABEL_LIMIT]
 
 
 class PrometheusMetrics:
@@ -95,6 +95,12 @@ class PrometheusMetrics:
             Counter,
             Gauge,
             Histogram,
+        )
+
+        from ._prometheus import (
+            OperationMetrics,
+            OutputCollector,
+            line_handlers,
         )
 
         self.registry = (
@@ -165,23 +171,9 @@ class PrometheusMetrics:
             ["client", "state"],
             **common,
         )
-        self.dropped_lines = Counter(
-            "dropped_lines",
-            "Lines dropped because the output buffer was full.",
-            **common,
-        )
-        self.observer = _OperationMetrics(self)
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "request.completed": self._request_completed,
-            "external.call.succeeded": self._external_call,
-            "external.call.failed": self._external_call,
-            "external.call.short_circuited": self._external_call,
-            "external.retry.scheduled": self._external_retry,
-            "circuit.opened": self._circuit,
-            "circuit.half_opened": self._circuit,
-            "circuit.closed": self._circuit,
-            "log.dropped": self._log_dropped,
-        }
+        self.registry.register(OutputCollector(namespace))
+        self.observer = OperationMetrics(self)
+        self._handlers = line_handlers(self)
 
     def processor(
         self, logger: Any, method_name: str, event_dict: dict[str, Any]
@@ -196,82 +188,6 @@ class PrometheusMetrics:
         return event_dict
 
     # -- lines ----------------------------------------------------------------
-
-    def _request_completed(self, line: dict[str, Any]) -> None:
-        method = _label(line.get("method"))
-        route = _label(line.get("route"), "unmatched")
-        self.requests.labels(
-            method,
-            route,
-            _label(line.get("status"), "none"),
-            _label(line.get("outcome")),
-        ).inc()
-        duration_ms = line.get("duration_ms")
-        if isinstance(duration_ms, int | float):
-            self.request_duration.labels(method, route).observe(
-                duration_ms / 1000
-            )
-        counts = line.get("counts")
-        if isinstance(counts, Mapping):
-            suppressed = counts.get("suppressed")
-            if isinstance(suppressed, int) and suppressed > 0:
-                self.dedup_suppressed.inc(suppressed)
-        for error in line.get("errors") or ():
-            if isinstance(error, Mapping):
-                self.errors.labels(
-                    _label(error.get("origin_layer")),
-                    _label(error.get("type")),
-                ).inc()
-
-    def _external_call(self, line: dict[str, Any]) -> None:
-        outcome = line.get("outcome")
-        if not isinstance(outcome, str) or not outcome:
-            outcome = line["event"].rsplit(".", 1)[-1]
-        self.external_calls.labels(_label(line.get("client")), outcome).inc()
-
-    def _external_retry(self, line: dict[str, Any]) -> None:
-        self.external_retries.labels(_label(line.get("client"))).inc()
-
-    def _circuit(self, line: dict[str, Any]) -> None:
-        client = _label(line.get("client"))
-        event = line["event"]
-        self.circuit_state.labels(client).set(CIRCUIT_STATES[event])
-        state = event.rsplit(".", 1)[-1]
-        self.circuit_transitions.labels(client, state).inc()
-
-    def _log_dropped(self, line: dict[str, Any]) -> None:
-        dropped = line.get("dropped")
-        if isinstance(dropped, int) and dropped > 0:
-            self.dropped_lines.inc(dropped)
-
-
-class _OperationMetrics:
-    """Observe every operation's duration and threshold, at any level."""
-
-    __slots__ = ("_metrics",)
-
-    def __init__(self, metrics: PrometheusMetrics) -> None:
-        self._metrics = metrics
-
-    def started(self, operation: Any) -> None:
-        return None
-
-    def finished(
-        self,
-        operation: Any,
-        state: Any,
-        exc: BaseException | None,
-        duration: float,
-        outcome: str,
-    ) -> None:
-        metrics = self._metrics
-        layer = operation.layer
-        metrics.operation_duration.labels(layer, outcome).observe(duration)
-        if outcome == "slow" or (
-            outcome == "failed"
-            and duration > _state.config().thresholds.get(layer, duration)
-        ):
-            metrics.threshold_violations.labels(layer).inc()
 
 
 def install_metrics(
@@ -313,12 +229,17 @@ def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
     """
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from ._prometheus import exposition, lifespan
+
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
-        status, headers, body = _scrape(registry, scope)
+        chosen = registry
+        if chosen is None and _installed is not None:
+            chosen = _installed.registry
+        status, headers, body = exposition(chosen, scope)
         await send(
             {
                 "type": "http.response.start",
@@ -329,36 +250,3 @@ def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
         await send({"type": "http.response.body", "body": body})
 
     return app
-
-
-def _scrape(
-    registry: CollectorRegistry | None, scope: dict[str, Any]
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    from prometheus_client import REGISTRY
-    from prometheus_client.exposition import choose_encoder
-
-    if scope.get("method") not in ("GET", "HEAD"):
-        return 405, [(b"allow", b"GET, HEAD")], b""
-    if registry is None:
-        registry = _installed.registry if _installed is not None else REGISTRY
-    accept = b",".join(
-        value
-        for name, value in scope.get("headers") or ()
-        if name == b"accept"
-    )
-    encode, content_type = choose_encoder(accept.decode("latin-1"))
-    body = encode(registry)
-    if scope["method"] == "HEAD":
-        body = b""
-    return 200, [(b"content-type", content_type.encode("latin-1"))], body
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif kind == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
