@@ -1296,7 +1296,8 @@ async def test_outermost_the_exception_handler_runs_inside_the_request(
         "ServerErrorMiddleware, whose handler for Exception or 500 runs "
         "after the request has ended: its line has no correlation id and "
         "the plain 500 sent by the middleware replaces its response; wrap "
-        "the whole app instead: app = LoggingMiddleware(app)"
+        "the whole app instead, with stratalog.asgi.instrument_app(app) or "
+        "app = LoggingMiddleware(app)"
     ),
 )
 async def test_added_inside_the_exception_handler_is_outside_the_request(

@@ -20,7 +20,8 @@ Three orderings matter:
   nothing more. The exception is then re-raised for the server. Its
   handler for ``Exception`` still runs, but after the request ended and
   with its response discarded; wrapping the whole application instead
-  keeps that handler inside the request.
+  (:func:`stratalog.asgi.instrument_app`) keeps that handler inside the
+  request.
 - A client that goes away is not an application error: a disconnect seen
   on ``receive``, an ``OSError`` from ``send`` or the task's cancellation
   ends the request as ``client_disconnected``, never at error level.
