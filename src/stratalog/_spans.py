@@ -17,6 +17,7 @@ context, of the exceptions already recorded and on which span.
 from __future__ import annotations
 
 import contextvars
+import time
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -33,19 +34,22 @@ _INSTRUMENTATION = "stratalog"
 _LEDGER = otel_context.create_key("stratalog.recorded_exceptions")
 _LEDGER_SIZE = 64
 _CHAIN_LIMIT = 32
+_RECHECK_S = 0.5
 
 _attached: contextvars.ContextVar[object | None] = contextvars.ContextVar(
     "stratalog_span_attached", default=None
 )
 
 
+try:
+    from opentelemetry.sdk.trace import TracerProvider as _SdkProvider
+except ImportError:  # the API without the SDK: never an SDK provider
+    _SdkProvider = None  # type: ignore[assignment,misc]
+
+
 def is_sdk_provider(provider: object) -> bool:
     """Whether *provider* is the OpenTelemetry SDK's TracerProvider."""
-    try:
-        from opentelemetry.sdk.trace import TracerProvider
-    except ImportError:
-        return False
-    return isinstance(provider, TracerProvider)
+    return _SdkProvider is not None and isinstance(provider, _SdkProvider)
 
 
 class _Ledger:
@@ -177,10 +181,11 @@ class SpanObserver:
     With *tracer_provider*, spans come from it; otherwise from the global
     provider. With *sdk_only*, no span is made until the global provider
     is the SDK's (the ``auto`` setting), so an application that never
-    sets one pays nothing.
+    sets one pays next to nothing: the global provider is looked at
+    again at most every half second until it is the SDK's.
     """
 
-    __slots__ = ("_provider", "_sdk_only", "_tracer")
+    __slots__ = ("_next_check", "_provider", "_sdk_only", "_tracer")
 
     def __init__(
         self,
@@ -191,11 +196,17 @@ class SpanObserver:
         self._provider = tracer_provider
         self._sdk_only = sdk_only and tracer_provider is None
         self._tracer: trace.Tracer | None = None
+        self._next_check = 0.0
 
     def _get_tracer(self) -> trace.Tracer | None:
         tracer = self._tracer
         if tracer is not None:
             return tracer
+        if self._sdk_only:
+            now = time.monotonic()
+            if now < self._next_check:
+                return None
+            self._next_check = now + _RECHECK_S
         provider = self._provider or trace.get_tracer_provider()
         if self._sdk_only and not is_sdk_provider(provider):
             return None
