@@ -18,7 +18,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import stratalog
 from _servers import UvicornThread
@@ -1116,6 +1116,27 @@ async def test_lifespan_passes_through_untouched() -> None:
     assert seen == [scope, receive, send]
 
 
+async def run_socket(
+    app: Any,
+    incoming: list[dict[str, Any]],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> list[dict[str, Any]]:
+    """Drive a WebSocket handler with *incoming* messages; return sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = http_scope("/ws", headers=headers)
+    scope.update(type="websocket", scheme="ws", subprotocols=[])
+    del scope["method"]
+    await app(scope, receive, send)
+    return sent
+
+
 async def test_a_websocket_gets_a_context_and_one_closing_line(
     sink: MemorySink,
 ) -> None:
@@ -1133,18 +1154,8 @@ async def test_a_websocket_gets_a_context_and_one_closing_line(
         *({"type": "websocket.receive", "text": f"m{n}"} for n in range(3)),
         {"type": "websocket.disconnect", "code": 1000},
     ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return incoming.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = http_scope("/ws", headers=[(b"x-request-id", b"ws-1")])
-    scope.update(type="websocket", scheme="ws", subprotocols=[])
-    del scope["method"]
-    await app(scope, receive, send)
+    headers = [(b"x-request-id", b"ws-1")]
+    sent = await run_socket(app, incoming, headers)
     assert (b"x-request-id", b"ws-1") in sent[0]["headers"]
     assert records(sink, "request.completed") == []
     echoed = records(sink, "message.echoed")
@@ -1328,3 +1339,45 @@ async def test_a_trace_id_added_by_a_processor_reaches_the_summary() -> None:
     await call(LoggingMiddleware(hostile_app()), http_scope())
     (summary,) = records(sink, "request.completed")
     assert summary["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_a_failing_socket_handler_is_an_error(sink: MemorySink) -> None:
+    """A bug in the handler: one error line, the closing line warns."""
+
+    async def broken(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise LookupError("socket bug")
+
+    app = LoggingMiddleware(Starlette(routes=[WebSocketRoute("/ws", broken)]))
+    with pytest.raises(LookupError):
+        await run_socket(app, [{"type": "websocket.connect"}])
+    (failure,) = records(sink, "websocket.failed")
+    assert "socket bug" in failure["exception"]
+    (closed,) = records(sink, "websocket.closed")
+    assert closed["outcome"] == "error"
+    assert closed["level"] == "warning"
+
+
+async def test_a_client_leaving_a_socket_is_not_an_error(
+    sink: MemorySink,
+) -> None:
+    """The handler's WebSocketDisconnect after the client left is no bug."""
+
+    async def reader(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        await websocket.receive_text()
+
+    app = LoggingMiddleware(Starlette(routes=[WebSocketRoute("/ws", reader)]))
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "hello"},
+        {"type": "websocket.disconnect", "code": 1001},
+    ]
+    with pytest.raises(WebSocketDisconnect):
+        await run_socket(app, incoming)
+    assert records(sink, "websocket.failed") == []
+    (closed,) = records(sink, "websocket.closed")
+    assert closed["outcome"] == "client_disconnected"
+    assert closed["close_code"] == 1001
+    assert closed["level"] == "info"

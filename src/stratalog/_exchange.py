@@ -340,10 +340,10 @@ class HttpExchange(Flow):
         duration = end - self.start
         status = self.status()
         outcome = self.outcome()
-        failed = outcome == "error" or (status is not None and status >= 500)
+        failing = outcome == "error" or (status is not None and status >= 500)
         slow = duration > _state.config().thresholds.get("api", 0.1)
         if self.excluded:
-            if not failed and duration <= self.owner.excluded_slow_threshold:
+            if not failing and duration <= self.owner.excluded_slow_threshold:
                 return
             slow = True
         head: dict[str, Any] = {"method": self.scope.get("method")}
@@ -357,13 +357,13 @@ class HttpExchange(Flow):
         head["bytes_out"] = self.bytes_out
         head["outcome"] = outcome
         self.common_fields(head)
-        _write(head, summary, self, _WARNING if failed or slow else _INFO)
+        _write(head, summary, self, _WARNING if failing or slow else _INFO)
 
 
 class WebSocketSession(Flow):
     """One WebSocket session: counts messages, ends in ``websocket.closed``."""
 
-    __slots__ = ("close_code", "messages_in", "messages_out")
+    __slots__ = ("client_left", "close_code", "messages_in", "messages_out")
 
     def __init__(
         self,
@@ -378,6 +378,7 @@ class WebSocketSession(Flow):
         self.messages_in = 0
         self.messages_out = 0
         self.close_code: int | None = None
+        self.client_left = False
 
     async def receive(self) -> Message:
         """Count messages and note the client's close code."""
@@ -386,6 +387,7 @@ class WebSocketSession(Flow):
         if kind == "websocket.receive":
             self.messages_in += 1
         elif kind == "websocket.disconnect":
+            self.client_left = True
             self.close_code = message.get("code", 1005)
         return message
 
@@ -401,8 +403,8 @@ class WebSocketSession(Flow):
         await self._send(message)
 
     def gone(self) -> bool:
-        """Whether the socket was closed before the handler failed."""
-        return self.close_code is not None
+        """Whether the client closed the socket before the handler failed."""
+        return self.client_left
 
     async def failed_with(self, exc: Exception) -> None:
         """Log the failure of the socket handler."""
