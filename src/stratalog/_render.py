@@ -26,15 +26,20 @@ import orjson
 from . import _diagnostics
 
 __all__ = [
+    "CUT_MARKER",
+    "CYCLE_MARKER",
     "Limits",
     "console_renderer",
     "json_renderer",
+    "key_text",
     "now_iso",
     "safe_repr",
+    "sorted_members",
     "to_jsonable",
+    "to_native",
 ]
 
-# Dates and times go through ``_default`` (isoformat): orjson writes some
+# Dates and times go through ``to_native`` (isoformat): orjson writes some
 # ``time`` values wrongly (12:00:00.010000 as 12:00:00.10000).
 _OPTIONS = (
     orjson.OPT_NON_STR_KEYS
@@ -43,8 +48,8 @@ _OPTIONS = (
 )
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
-_CUT = "<max depth>"
-_CYCLE = "<circular>"
+CUT_MARKER = "<max depth>"
+CYCLE_MARKER = "<circular>"
 
 
 class Limits:
@@ -100,19 +105,20 @@ def _escape_bytes(value: bytes | bytearray | memoryview) -> str:
     return escaped.decode("ascii")
 
 
-def _sorted_members(value: set[Any] | frozenset[Any]) -> list[Any]:
+def sorted_members(value: set[Any] | frozenset[Any]) -> list[Any]:
+    """Return the members sorted, by their repr when they do not compare."""
     try:
         return sorted(value)
     except Exception:
         return sorted(value, key=safe_repr)
 
 
-def _default(value: Any) -> Any:
+def to_native(value: Any) -> Any:
     """Convert what orjson cannot serialise natively; never raises."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, set | frozenset):
-        return _sorted_members(value)
+        return sorted_members(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return _escape_bytes(value)
     if isinstance(value, BaseException):
@@ -164,10 +170,10 @@ def _safe_str(value: object) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def _key(key: Any) -> str:
+def key_text(key: Any) -> str:
     """Write a mapping key as a string, the way orjson's fast path does."""
     if isinstance(key, enum.Enum):
-        return _key(key.value)
+        return key_text(key.value)
     if isinstance(key, str):
         return _utf8(str.__str__(key))
     if key is None or isinstance(key, bool):
@@ -222,10 +228,10 @@ class _Walker:
             return float.__float__(value)
         if depth >= self.limits.max_depth:
             self.cut = True
-            return _CUT
+            return CUT_MARKER
         if isinstance(value, Mapping | list | tuple | set | frozenset):
             return self._container(value, depth)
-        return self.walk(_default(value), depth + 1)
+        return self.walk(to_native(value), depth + 1)
 
     def _int(self, value: int) -> Any:
         if _INT_MIN <= value <= _INT_MAX:
@@ -246,13 +252,13 @@ class _Walker:
     def _container(self, value: Any, depth: int) -> Any:
         marker = id(value)
         if marker in self.path:
-            return _CYCLE
+            return CYCLE_MARKER
         self.path.add(marker)
         try:
             if isinstance(value, Mapping):
                 return self._mapping(value, depth)
             if isinstance(value, set | frozenset):
-                value = _sorted_members(value)
+                value = sorted_members(value)
             return self._sequence(value, depth)
         finally:
             self.path.discard(marker)
@@ -264,7 +270,7 @@ class _Walker:
                 self.cut = True
                 out["..."] = f"<{len(value) - index} more items>"
                 break
-            out[_key(key)] = self.walk(item, depth + 1)
+            out[key_text(key)] = self.walk(item, depth + 1)
         return out
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
@@ -289,7 +295,7 @@ def json_renderer(limits: Limits) -> Callable[[dict[str, Any]], bytes]:
 
     def render(event: dict[str, Any]) -> bytes:
         try:
-            line = dumps(event, default=_default, option=_OPTIONS)
+            line = dumps(event, default=to_native, option=_OPTIONS)
         except Exception:
             return _render_slow(event, limits)
         if len(line) > threshold:

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _diagnostics, _state
 from ._emit import emit
+from ._render import key_text
 from ._state import OperationObserver
 from .config import LEVELS
 from .context import RequestContext, request_context
@@ -616,6 +617,6 @@ def _describe_payload(data: Any) -> dict[str, Any]:
         except Exception:
             pass
     if isinstance(data, Mapping):
-        keys = [str(k) for _, k in zip(range(20), data, strict=False)]
+        keys = [key_text(k) for _, k in zip(range(20), data, strict=False)]
         facts["payload_keys"] = keys
     return facts

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
-from ._render import _CUT, _CYCLE, _default, _sorted_members
+from ._render import CUT_MARKER, CYCLE_MARKER, sorted_members, to_native
 
 __all__ = ["DEFAULT_REDACT_KEYS", "DEFAULT_REDACT_PATTERNS", "Redactor"]
 
@@ -183,9 +183,9 @@ class Redactor:
 
     def _clean_container(self, value: Any, depth: int, path: set[int]) -> Any:
         if depth >= self._max_depth:
-            return _CUT
+            return CUT_MARKER
         if id(value) in path:
-            return _CYCLE
+            return CYCLE_MARKER
         path.add(id(value))
         try:
             if isinstance(value, Mapping):
@@ -202,10 +202,10 @@ class Redactor:
         if isinstance(value, Mapping | list | tuple | set | frozenset):
             return self._clean_container(value, depth, path)
         if depth >= self._max_depth:
-            return _CUT
+            return CUT_MARKER
         # Written through a conversion (repr, dataclass fields, exception
         # message): search what the renderer would write.
-        converted = _default(value)
+        converted = to_native(value)
         cleaned = self._clean(None, converted, depth + 1, path)
         return value if cleaned is converted else cleaned
 
@@ -232,7 +232,7 @@ class Redactor:
     def _clean_sequence(self, value: Any, depth: int, path: set[int]) -> Any:
         items = value
         if isinstance(value, set | frozenset):
-            items = _sorted_members(value)
+            items = sorted_members(value)
         cleaned = [self._clean(None, item, depth + 1, path) for item in items]
         if all(a is b for a, b in zip(cleaned, items, strict=True)):
             return value
