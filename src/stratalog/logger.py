@@ -49,6 +49,14 @@ _process_errors = ErrorContext()
 _STRICT = DeduplicationPolicy(DeduplicationPolicy.STRICT)
 _NONE = DeduplicationPolicy(DeduplicationPolicy.NONE)
 
+# Fingerprints of warnings whose fields are short plain scalars, so that a
+# line repeated within a request costs a lookup rather than a rebuilt key.
+# Value types are part of the memo key: 1, 1.0 and True print apart.
+_fingerprints: dict[tuple[Any, ...], str] = {}
+_MEMO_ENTRIES = 4096
+_MEMO_TEXT = 256
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 def current_operation() -> tuple[str, str] | None:
     """Return ``(layer, operation)`` of the innermost open operation."""
@@ -61,6 +69,21 @@ def _innermost_open() -> Operation | None:
     while operation is not None and operation._done:
         operation = operation._parent
     return operation
+
+
+_LEVEL_ALIASES = {"warn": WARNING, "fatal": CRITICAL, "exception": ERROR}
+
+
+def _level_number(level: int | str) -> int:
+    """Return the stdlib number of *level*, a number or a name.
+
+    Names ignore case and include stdlib's aliases; an unknown name is
+    info, so that a typo never loses the line.
+    """
+    if not isinstance(level, str):
+        return level
+    name = level.lower()
+    return LEVELS.get(name) or _LEVEL_ALIASES.get(name, INFO)
 
 
 def allowed_layers() -> tuple[str, ...]:
@@ -140,7 +163,7 @@ class UnifiedLogger:
 
     def log(self, level: int | str, event: str, /, **fields: Any) -> None:
         """Write a line at *level* (a number or a level name)."""
-        number = LEVELS.get(level, INFO) if isinstance(level, str) else level
+        number = _level_number(level)
         if number >= _state.PIPELINE.min_level:
             self._log(number, event, fields)
 
@@ -175,8 +198,7 @@ class UnifiedLogger:
         pipeline = _state.ensure_configured()
         if not pipeline.config.dedupe:
             return True
-        kind = type(exc).__name__ if exc is not None else _error_type(fields)
-        key = fingerprint(self.layer, event, kind, fields, pipeline.volatile)
+        key = _fingerprint(self.layer, event, exc, fields, pipeline.volatile)
         if ctx.has_logged(key):
             ctx.note_suppressed(key)
             return False
@@ -256,7 +278,7 @@ class UnifiedLogger:
         self, event: str, /, severity: str = "info", **fields: Any
     ) -> None:
         """Write an event line; events are never deduplicated."""
-        level = LEVELS.get(severity, INFO)
+        level = _level_number(severity)
         if level >= _state.PIPELINE.min_level:
             self._emit_plain(level, event, fields)
 
@@ -267,7 +289,7 @@ class UnifiedLogger:
         severity: str = "info",
     ) -> None:
         """Write a business event named *name* with payload ``data``."""
-        level = LEVELS.get(severity, INFO)
+        level = _level_number(severity)
         if level >= _state.PIPELINE.min_level:
             fields: dict[str, Any] = {"event_kind": "business"}
             if data is not None:
@@ -580,6 +602,39 @@ def _attach_error(
     fields.setdefault("origin_layer", record.origin_layer)
     fields.setdefault("origin_operation", record.origin_operation)
     return record
+
+
+def _fingerprint(
+    layer: str,
+    event: str,
+    exc: BaseException | None,
+    fields: dict[str, Any],
+    volatile: frozenset[str],
+) -> str:
+    if exc is not None:
+        kind = type(exc).__name__
+        return fingerprint(layer, event, kind, fields, volatile)
+    memo = _memo_key(layer, event, fields, volatile)
+    key = None if memo is None else _fingerprints.get(memo)
+    if key is None:
+        key = fingerprint(layer, event, _error_type(fields), fields, volatile)
+        if memo is not None:
+            if len(_fingerprints) >= _MEMO_ENTRIES:
+                _fingerprints.clear()
+            _fingerprints[memo] = key
+    return key
+
+
+def _memo_key(
+    layer: str, event: str, fields: dict[str, Any], volatile: frozenset[str]
+) -> tuple[Any, ...] | None:
+    parts: list[Any] = [layer, event, volatile]
+    for name, value in fields.items():
+        kind = type(value)
+        if kind not in _PLAIN or (kind is str and len(value) > _MEMO_TEXT):
+            return None
+        parts.append((name, value, kind))
+    return tuple(parts)
 
 
 def _exception_from(exc_info: Any) -> BaseException | None:
