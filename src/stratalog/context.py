@@ -141,6 +141,7 @@ class RequestContext:
     lines_emitted: int = 0
     operation_count: int = 0
     suppressed: dict[str, _Suppressed] = field(default_factory=dict)
+    suppressed_total: int = 0
     _attribute_sizes: dict[str, int] = field(default_factory=dict)
     _attribute_total: int = 0
     _token: contextvars.Token[RequestContext | None] | None = None
@@ -176,7 +177,12 @@ class RequestContext:
         return 0 if seen is None else seen.count
 
     def note_suppressed(self, operation_key: str) -> None:
-        """Count one line held back under *operation_key*, now."""
+        """Count one line held back under *operation_key*, now.
+
+        Every held-back line counts in ``suppressed_total``; per-key
+        entries are kept for at most ``max_logged_operations`` keys.
+        """
+        self.suppressed_total += 1
         now = time.perf_counter()
         entry = self.suppressed.get(operation_key)
         if entry is None:

@@ -138,7 +138,7 @@ def build_summary(ctx: RequestContext) -> dict[str, Any]:
     history = ctx.error_context
     errors = history.summary() if history else []
     error_count = len(errors) + (history.dropped if history else 0)
-    suppressed = sum(entry.count for entry in ctx.suppressed.values())
+    suppressed = ctx.suppressed_total
     summary["counts"] = {
         "lines": ctx.lines_emitted,
         "suppressed": suppressed,
