@@ -243,6 +243,17 @@ def test_note_suppressed_counts_with_first_and_last_times() -> None:
     assert entry.last >= first_seen
 
 
+def test_suppressed_total_stays_exact_past_the_key_bound() -> None:
+    """Lines held back under more keys than are tracked are still counted."""
+    ctx = RequestContext(max_logged_operations=2)
+
+    for key in ("a", "b", "c", "c"):
+        ctx.note_suppressed(key)
+
+    assert ctx.suppressed_total == 4
+    assert set(ctx.suppressed) == {"a", "b"}
+
+
 # -- attributes ---------------------------------------------------------------
 
 

@@ -345,6 +345,19 @@ def test_emit_summary_writes_one_line_with_the_ids(sink: MemorySink) -> None:
     assert "field_correlation_id" not in line
 
 
+def test_summary_counts_every_suppressed_line(sink: MemorySink) -> None:
+    """``counts.suppressed`` is exact even past the per-key bound."""
+    stratalog.configure(sink=sink, format="json", max_logged_operations=2)
+    coordinator.start_request()
+    for name in ("a", "b", "c", "d"):
+        for _ in range(3):
+            log.warning("repeated", name=name)
+    summary = coordinator.end_request()
+
+    assert summary["counts"]["suppressed"] == 8
+    assert summary["dedup"]["suppressed"] == 8
+
+
 def test_summary_counts_errors_beyond_the_history_bound(
     sink: MemorySink,
 ) -> None:

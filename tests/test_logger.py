@@ -218,6 +218,27 @@ def test_log_takes_a_number_or_a_name(
     assert line["level"] == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("WARNING", "warning", id="upper-case"),
+        pytest.param("Error", "error", id="capitalised"),
+        pytest.param("warn", "warning", id="warn-alias"),
+        pytest.param("fatal", "critical", id="fatal-alias"),
+        pytest.param("loud", "info", id="unknown-is-info"),
+    ],
+)
+def test_level_names_ignore_case(
+    name: str, expected: str, sink: MemorySink
+) -> None:
+    """Level names in any case (and stdlib aliases) keep their level."""
+    core.log(name, "by.name")
+    core.log_event("event.by.name", severity=name)
+    core.log_business_event("business.by.name", severity=name)
+
+    assert [r["level"] for r in sink.records()] == [expected] * 3
+
+
 def test_c12_reserved_field_names(sink: MemorySink) -> None:
     """C12: reserved names never raise and never overwrite library fields."""
     coordinator.start_request(correlation_id="real")
@@ -665,6 +686,24 @@ def test_log_boundary_never_stringifies_a_huge_payload(
     assert first["payload_type"] == "bytes"
     assert len(second["payload_keys"]) == 20
     assert all(len(line) < 2_000 for line in sink.lines)
+
+
+def test_log_boundary_survives_keys_that_cannot_be_printed(
+    sink: MemorySink,
+) -> None:
+    """A payload key whose ``str`` raises is named by a placeholder."""
+
+    class Opaque:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    core.log_boundary("ingest", "inbound", {Opaque(): 1, "a": 2})
+
+    (line,) = sink.records()
+    assert line["payload_keys"] == ["<unrepresentable Opaque>", "a"]
 
 
 def test_log_event_is_written_at_its_severity(sink: MemorySink) -> None:
