@@ -6,6 +6,7 @@ import asyncio
 import gc
 import re
 import time
+import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -308,6 +309,36 @@ def test_internal_failure_goes_to_stderr_once_and_not_the_pipeline(
     assert _diagnostics.counts()["emit"] == 15
     assert err.count("stratalog: emit:") == 1
     assert "processor boom" in err
+
+
+def test_internal_failures_are_reported_again_after_a_minute(
+    sink: MemorySink,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Within a minute repeats are only counted; then one report sums them."""
+    clock = [1_000.0]
+    monkeypatch.setattr(
+        _diagnostics, "time", types.SimpleNamespace(monotonic=lambda: clock[0])
+    )
+
+    def broken(logger: Any, method: str, event: dict[str, Any]) -> Any:
+        raise RuntimeError("processor boom")
+
+    stratalog.configure(sink=sink, format="json", processors=[broken])
+    for _ in range(3):
+        core.info("lost")
+    clock[0] += 59.0
+    core.info("lost")
+    quiet = capfd.readouterr().err
+    clock[0] += 1.5
+    core.info("lost")
+
+    again = capfd.readouterr().err
+    assert quiet.count("stratalog: emit:") == 1
+    assert again.count("stratalog: emit:") == 1
+    assert "(4 since last report)" in again
+    assert _diagnostics.counts()["emit"] == 5
 
 
 def test_log_call_never_raises_on_hostile_arguments(sink: MemorySink) -> None:
