@@ -72,6 +72,9 @@ _NEVER_REDACTED = frozenset(
 # not searched, which keeps the common short field free.
 _MIN_SECRET_LENGTH = 16
 _KEY_CACHE_SIZE = 4_096
+# Searched beyond the renderer's string limit, so that a secret starting
+# just before the cut is matched whole.
+_OVERLAP = 1_024
 
 _PLAIN = frozenset({int, float, bool, type(None)})
 # Values rendered by type alone, never by content that could hold a secret.
@@ -88,13 +91,17 @@ class Redactor:
     is searched: mappings, sequences, sets, dataclasses, exception
     messages and the text of other objects. Nesting deeper than
     *max_depth* is cut, and a cycle is marked, as the renderer does, so no
-    unsearched value reaches a line. The request ids are never touched.
+    unsearched value reaches a line. With *max_string* (the renderer's
+    string limit), a longer string is searched only as far as the
+    renderer keeps it, so a huge value costs no more than a short one.
+    The request ids are never touched.
     """
 
     __slots__ = (
         "_cache",
         "_keys",
         "_max_depth",
+        "_max_string",
         "_pattern",
         "_suffixes",
         "marker",
@@ -106,6 +113,7 @@ class Redactor:
         patterns: Iterable[str] = DEFAULT_REDACT_PATTERNS,
         marker: str = "[REDACTED]",
         max_depth: int = 32,
+        max_string: int | None = None,
     ) -> None:
         self._keys = frozenset(_normalise(k) for k in keys)
         self._suffixes = tuple(f"_{k}" for k in self._keys)
@@ -113,6 +121,7 @@ class Redactor:
         self._pattern = re.compile(joined) if joined else None
         self.marker = marker
         self._max_depth = max_depth
+        self._max_string = max_string
         self._cache: dict[str, bool] = dict.fromkeys(_NEVER_REDACTED, False)
 
     def __call__(
@@ -213,9 +222,26 @@ class Redactor:
         pattern = self._pattern
         if pattern is None or len(text) < _MIN_SECRET_LENGTH:
             return text
+        kept = self._max_string
+        if kept is not None and len(text) > kept + _OVERLAP:
+            return self._scrub_kept_part(pattern, text, kept)
         if pattern.search(text) is None:
             return text
         return pattern.sub(self.marker, text)
+
+    def _scrub_kept_part(
+        self, pattern: re.Pattern[str], text: str, kept: int
+    ) -> str:
+        """Search what the renderer keeps; it cuts the unsearched rest."""
+        head = text[: kept + _OVERLAP]
+        if pattern.search(head) is None:
+            return text
+        cleaned = pattern.sub(self.marker, head)
+        if len(cleaned) < kept:
+            # Replacements shortened the text so much that unsearched
+            # characters would move into what the renderer keeps.
+            return pattern.sub(self.marker, text)
+        return cleaned + text[kept + _OVERLAP :]
 
     def _clean_mapping(
         self, value: Mapping[Any, Any], depth: int, path: set[int]
