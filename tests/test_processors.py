@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stratalog
+from stratalog._render import Limits, json_renderer
 from stratalog.coordinator import LoggingCoordinator, emit_summary
 from stratalog.processors import Redactor
 from stratalog.testing import MemorySink
@@ -296,3 +300,56 @@ def test_short_values_skip_pattern_search() -> None:
     redactor.scrub_fields(fields)
 
     assert fields == {"note": "token=abc"}
+
+
+# -- long strings -------------------------------------------------------------
+
+KEPT = 1_000
+render_kept = json_renderer(Limits(max_string=KEPT))
+
+
+def _rendered_through(redactor: Redactor, text: str) -> str:
+    fields: dict[str, Any] = {"body": text}
+    redactor.scrub_fields(fields)
+    return render_kept({"event": "x", **fields}).decode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=3 * KEPT),
+    length=st.integers(min_value=8, max_value=3_000),
+)
+def test_property_long_strings_never_show_a_secret(
+    position: int, length: int
+) -> None:
+    """Searching only what the renderer keeps never lets a secret through."""
+    secret = "Bearer " + "k" * length
+    text = "a " * (position // 2) + secret + " b" * 3_000
+    redactor = Redactor(max_string=KEPT)
+
+    line = _rendered_through(redactor, text)
+
+    assert "k" * 8 not in line
+
+
+def test_many_secrets_shrinking_the_text_are_all_replaced() -> None:
+    """When replacements shorten the kept part, the whole text is searched."""
+    text = " ".join(["Bearer " + "k" * 900] * 20)
+
+    line = _rendered_through(Redactor(max_string=KEPT), text)
+
+    assert "k" * 8 not in line
+    assert line.count(MARKER) >= 2
+
+
+def test_huge_string_costs_only_its_kept_part() -> None:
+    """A 50 MB field is searched in milliseconds with a string limit."""
+    fields: dict[str, Any] = {"body": "x" * 50_000_000}
+    redactor = Redactor(max_string=16_384)
+
+    started = time.perf_counter()
+    redactor.scrub_fields(fields)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 0.5
+    assert len(fields["body"]) == 50_000_000
