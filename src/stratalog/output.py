@@ -27,6 +27,11 @@ What happens when things go wrong:
 * **Late lines** logged after a buffer closed (from a later ``atexit``
   hook or a ``__del__``) are written synchronously by the caller; if the
   close timed out on a dead destination they are counted as lost.
+* **Several processes** may append to one file: each line is whole, as
+  batches go out in single ``O_APPEND`` writes. Rotation is per process,
+  so with several writers either leave ``file_max_bytes`` at 0 or put
+  ``{pid}`` in the file name to give each process its own file. A forked
+  child starts its own writer and never writes its parent's lines.
 """
 
 from __future__ import annotations
