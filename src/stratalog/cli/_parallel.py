@@ -1,12 +1,12 @@
 """Aggregate large inputs in parts on several processes, then merge them.
 
-A plain file is cut into byte ranges at line starts; gzip files are read
-whole by one worker, and standard input is read in this process. Each part
-is aggregated by a spawned worker (spawn, not fork: a forked child would
-inherit the locks of the progress bar's thread). Parts are merged in input
-order (``_merge``), and errors whose lines straddle a cut are still counted
-once (``_cascade``). A worker reports its bytes read through shared memory
-so that the progress bar keeps moving.
+A plain file is cut into byte ranges at line starts; a gzip file is one
+part, and standard input is never read in parts. This process reads the
+first part and spawned workers the others (spawn, not fork: a forked child
+would inherit the locks of the progress bar's thread). Parts are merged in
+input order (``_merge``), and errors whose lines straddle a cut are still
+counted once (``_cascade``). Workers report their bytes read through
+shared memory so that the progress bar keeps moving.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_EXCEPTION,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -95,21 +100,32 @@ def _in_parallel(
     context = multiprocessing.get_context("spawn")
     shared = context.Array("q", len(parts), lock=False)
     pool = ProcessPoolExecutor(
-        max_workers=jobs,
+        max_workers=jobs - 1,
         mp_context=context,
         initializer=_remember,
         initargs=(shared,),
     )
     with pool, progress(total_size(names)) as show:
-        futures = [pool.submit(_work, part, top) for part in parts]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, 0.2, return_when=FIRST_EXCEPTION)
-            show(sum(shared))
-            if any(future.exception() for future in done):
-                break
-        results = [future.result() for future in futures]
+        futures = [pool.submit(_work, part, top) for part in parts[1:]]
+        # This process reads the first part itself: one spawn and one
+        # interpreter's memory less than a worker per part.
+        _remember(shared)
+        try:
+            first = _work(parts[0], top, lambda: show(sum(shared)))
+        finally:
+            _remember(None)
+        _wait(futures, lambda: show(sum(shared)))
+        results = [first, *(future.result() for future in futures)]
     return _combine(names, results)
+
+
+def _wait(futures: list[Future[Any]], tick: Callable[[], None]) -> None:
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, 0.2, return_when=FIRST_EXCEPTION)
+        tick()
+        if any(future.exception() for future in done):
+            return
 
 
 def _combine(
@@ -131,18 +147,24 @@ def _remember(shared: Any) -> None:
     _shared = shared
 
 
-def _work(part: Part, top: int) -> tuple[ReportAggregator, dict[str, Any]]:
+def _work(
+    part: Part, top: int, tick: Callable[[], None] | None = None
+) -> tuple[ReportAggregator, dict[str, Any]]:
     aggregator = ReportAggregator(top=top, part=part.index)
     tally = new_tally([part.name])
     source = open_part(part.name, part.start, part.end)
     try:
-        on_read = partial(_publish, part.index, source)
+        on_read = partial(_publish, part.index, source, tick)
         read_source(source, aggregator.feed, tally, on_read)
     finally:
         source.raw.close()
     return aggregator, tally
 
 
-def _publish(index: int, source: Source) -> None:
+def _publish(
+    index: int, source: Source, tick: Callable[[], None] | None
+) -> None:
     if _shared is not None:
         _shared[index] = source.consumed()
+    if tick is not None:
+        tick()
