@@ -71,6 +71,8 @@ class RequestBuilder:
         for name in ("investigation_id", "agent_id", "session_id"):
             path = path.replace("{" + name + "}", ids.get(name, "x"))
         path = path.replace("{payment_id}", f"pay_{rng.getrandbits(40):x}")
+        # The agent is part of the path, not one of the schema's ids.
+        ids.pop("agent_id", None)
         ops = self._plan(route, start_us, start_us + total_us)
 
         return Request(route, path, start_us, start_us + total_us, ids, ops)
