@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,14 +38,29 @@ def _app_owned_provider() -> Iterator[InMemorySpanExporter]:
     yield exporter
     stratalog.shutdown(2.0)
     _otlp.shutdown(2.0)
+    _wait_for_export_threads()
+    _otlp._release_sdk_loggers()
     exporter.clear()
+
+
+def _wait_for_export_threads() -> None:
+    """Let an export abandoned at shutdown end here, not in a later test."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        names = [t.name for t in threading.enumerate()]
+        if not any(
+            n.startswith(("OtelBatch", "stratalog-otlp")) for n in names
+        ):
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
-    """A collector that accepts everything."""
+    """A collector that accepts everything; export stops before it does."""
     with OtlpReceiver() as running:
         yield running
+        _otlp.shutdown(2.0)
 
 
 def _exported(receiver: OtlpReceiver, body: str) -> list[Any]:
@@ -156,6 +172,7 @@ def test_failing_collector_neither_loops_nor_floods(
         sent = len(failing.requests())
         time.sleep(0.5)
         assert len(failing.requests()) == sent
+        assert _otlp.shutdown(2.0)
     assert sent == 3
 
     stderr = capfd.readouterr().err
@@ -172,7 +189,7 @@ def test_silent_collector_cannot_hold_shutdown() -> None:
     """A collector that never answers costs at most the shutdown timeout."""
     with SilentCollector() as silent:
         stratalog.configure(
-            sink=MemorySink(), otlp_endpoint=silent.url, otlp_timeout=30.0
+            sink=MemorySink(), otlp_endpoint=silent.url, otlp_timeout=3.0
         )
         get_unified_logger("t", "service").info("lost")
         started = time.monotonic()
@@ -197,7 +214,7 @@ def test_configure_again_keeps_or_moves_the_export(
         get_unified_logger("t", "service").info("moved")
         assert stratalog.flush(5.0)
         assert [r.body for r in other.logs()] == ["moved"]
-    stratalog.configure(sink=MemorySink())
+        stratalog.configure(sink=MemorySink())
     assert _otlp.current_processor() is None
     assert receiver.logs() == []
 

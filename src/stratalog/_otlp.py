@@ -100,9 +100,8 @@ def install(settings: LoggingConfig) -> Processor | None:
             return _current.processor
         previous, _current = _current, None
         if previous is not None:
-            previous.shutdown(settings.otlp_timeout)
+            _stop(previous, settings.otlp_timeout)
         if key is None:
-            _release_sdk_loggers()
             return None
         _route_sdk_loggers()
         _register_exit()
@@ -131,8 +130,19 @@ def shutdown(timeout: float) -> bool:
         export, _current = _current, None
     if export is None:
         return True
+    return _stop(export, timeout)
+
+
+def _stop(export: _Export, timeout: float) -> bool:
+    """Stop *export*; give the SDK's loggers back once nothing runs.
+
+    An export still waiting on its collector when the time is up keeps
+    running in its daemon thread, and may yet report its failure: the
+    SDK's loggers then stay with the diagnostics.
+    """
     done = export.shutdown(timeout)
-    _release_sdk_loggers()
+    if done:
+        _release_sdk_loggers()
     return done
 
 
