@@ -132,16 +132,25 @@ def trace_headers() -> dict[str, str]:
 def propagate_to_external(settings: LoggingConfig) -> None:
     """Add or remove :func:`trace_headers` on external calls, per *settings*.
 
-    Nothing happens when the ``external`` extra is not installed.
+    They are added unless ``LOG_TRACING=off`` or OpenTelemetry is not
+    installed; nothing happens without the ``external`` extra.
     """
     try:
         from .external import add_header_provider, remove_header_provider
     except ImportError:
         return
-    if settings.tracing == "off":
-        remove_header_provider(trace_headers)
-    else:
+    if settings.tracing != "off" and _otel_installed():
         add_header_provider(trace_headers)
+    else:
+        remove_header_provider(trace_headers)
+
+
+def _otel_installed() -> bool:
+    try:
+        import opentelemetry.propagate  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class TracingIntegration:
