@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import subprocess
+import sys
 from collections.abc import Generator, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -715,3 +717,44 @@ def test_two_services_share_one_trace(
     assert call.context.trace_id == server_a.context.trace_id
     assert server_b.attributes is not None
     assert server_b.attributes["correlation_id"] == summary_a["correlation_id"]
+
+
+# -- without the otel extra --------------------------------------------------
+
+_WITHOUT_OTEL = """
+import sys
+sys.modules["opentelemetry"] = None  # every opentelemetry import fails
+import stratalog
+from stratalog import external, tracing
+from stratalog.asgi import instrument_app
+from stratalog.testing import MemorySink
+
+stratalog.configure(sink=MemorySink())
+log = stratalog.get_unified_logger("t", "service")
+with log.operation("plain"):
+    log.info("inside")
+assert tracing.trace_headers not in external._providers
+assert instrument_app(lambda *a: None).observers == ()
+for setting in ({"tracing": "on"}, {"operation_spans": "on"},
+                {"otlp_endpoint": "http://127.0.0.1:9"}):
+    try:
+        stratalog.configure(sink=MemorySink(), **setting)
+    except stratalog.ConfigurationError as exc:
+        assert "stratalog[otel]" in str(exc), exc
+    else:
+        raise AssertionError(setting)
+print("ok")
+"""
+
+
+def test_everything_works_without_opentelemetry() -> None:
+    """Without the extra, lines and operations work; asking for it raises."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_OTEL],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.stderr.decode() == ""
+    assert done.stdout.decode().strip() == "ok"
