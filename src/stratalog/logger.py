@@ -628,7 +628,10 @@ def _fingerprint(
 def _memo_key(
     layer: str, event: str, fields: dict[str, Any], volatile: frozenset[str]
 ) -> tuple[Any, ...] | None:
-    parts: list[Any] = [layer, event, volatile]
+    # The exception being handled is part of the fingerprint (see
+    # _error_type), so it is part of the memo key too.
+    handled = sys.exception()
+    parts: list[Any] = [layer, event, volatile, type(handled)]
     for name, value in fields.items():
         kind = type(value)
         if kind not in _PLAIN or (kind is str and len(value) > _MEMO_TEXT):
