@@ -407,6 +407,28 @@ def test_first_occurrence_of_each_error_is_written(sink: MemorySink) -> None:
     assert summary["dedup"]["suppressed"] == 1
 
 
+def test_same_fields_under_another_handled_error_are_written(
+    sink: MemorySink,
+) -> None:
+    """Identical fields logged while handling a new error type are new."""
+    coordinator.start_request()
+    for exc in (
+        ConnectionRefusedError("refused"),
+        TimeoutError("timed out"),
+        ConnectionRefusedError("refused again"),
+        TimeoutError("timed out again"),
+    ):
+        try:
+            raise exc
+        except OSError:
+            log.error("db.failed", host="db")
+    log.error("db.failed", host="db")
+    summary = coordinator.end_request()
+
+    assert len(_events(sink, "db.failed")) == 3
+    assert summary["dedup"]["suppressed"] == 2
+
+
 def test_warnings_repeat_once_per_stable_fields(sink: MemorySink) -> None:
     """Warnings differing only in volatile fields are written once."""
     coordinator.start_request()

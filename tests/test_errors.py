@@ -129,11 +129,20 @@ def test_request_error_history_uses_the_configured_bound(
 ) -> None:
     """A request's error history holds ``max_error_history`` errors."""
     stratalog.configure(sink=sink, format="json", max_error_history=3)
-    ctx = coordinator.start_request()
-    coordinator.end_request()
+    coordinator.start_request()
+    for index in range(5):
+        try:
+            raise ValueError(f"bad {index}")
+        except ValueError:
+            service.exception("failed", detail=str(index))
+    summary = coordinator.end_request()
 
-    assert ctx.error_context is not None
-    assert ctx.error_context.max_history == 3
+    assert [e["message"] for e in summary["errors"]] == [
+        "bad 2",
+        "bad 3",
+        "bad 4",
+    ]
+    assert summary["error_count"] == 5
 
 
 def test_crossed_notes_each_layer_once_in_order() -> None:
