@@ -78,12 +78,18 @@ class Family:
         }
 
     def attempt(self, key: str, build: Callable[[], Any]) -> Any:
-        """Call *build*; on Unavailable note why and return None."""
+        """Call *build*; if it cannot be set up, note why and return None.
+
+        Any exception counts: a module half-way through a change must not
+        take the other contenders of the family down with it.
+        """
         try:
             return build()
         except Unavailable as exc:
             self.unavailable[key] = str(exc)
-            return None
+        except Exception as exc:
+            self.unavailable[key] = f"setup failed: {exc!r}"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the family as plain JSON-ready data."""

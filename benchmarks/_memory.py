@@ -120,9 +120,12 @@ def run(options: Options) -> Family:
     family = Family("memory", "Memory")
     try:
         loggers = _Loggers()
-    except Unavailable as exc:
+        loggers.typical()
+        loggers.coordinator.end_request()
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, Unavailable) else repr(exc)
         for key in ("context.bytes", "open_request.bytes", "growth.bytes"):
-            family.unavailable[key] = str(exc)
+            family.unavailable[key] = reason
         return family
     tracemalloc.start(1)
     rounds = options.rounds(3, 1)

@@ -185,9 +185,10 @@ def run(options: Options) -> Family:
                 out = options.var / f"report-{tool}.out"
                 for key, value in _measure(commands[tool], out).items():
                     found[tool][key].append(value)
-    except Unavailable as exc:
-        for key in ("wall.stratalog", "wall.jq"):
-            family.unavailable[key] = str(exc)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, Unavailable) else repr(exc)
+        for key in ("wall.stratalog", "wall.jq", "rss.stratalog"):
+            family.unavailable[key] = reason
         return family
     size = path.stat().st_size
     for tool, figures in found.items():

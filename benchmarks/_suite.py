@@ -52,16 +52,20 @@ def run_family(name: str, options: Options) -> dict[str, Any]:
     try:
         done = subprocess.run(
             command,
-            stdout=subprocess.PIPE,
-            stderr=None,
+            capture_output=True,
             timeout=limit,
             check=False,
             cwd=Path.cwd(),
         )
     except subprocess.TimeoutExpired:
         return _failed(name, f"did not finish within {limit:.0f} s")
+    errors = done.stderr.decode(errors="replace")
+    sys.stderr.write(errors)
     if done.returncode != 0:
-        return _failed(name, f"the worker exited with {done.returncode}")
+        last = errors.strip().splitlines()[-1:] or ["no output"]
+        return _failed(
+            name, f"the worker exited with {done.returncode}: {last[0]}"
+        )
     try:
         document: dict[str, Any] = json.loads(done.stdout)
     except ValueError:

@@ -245,7 +245,8 @@ def run(options: Options) -> Family:
     try:
         _rates(family, options)
         _stalls(family, options)
-    except Unavailable as exc:
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, Unavailable) else repr(exc)
         for key in ("rate.file", "stall.p99"):
-            family.unavailable[key] = str(exc)
+            family.unavailable.setdefault(key, reason)
     return family
