@@ -51,8 +51,13 @@ def emit(
     event: str,
     fields: dict[str, Any],
     ctx: RequestContext | None,
+    *,
+    redacted: bool = False,
 ) -> None:
-    """Write one line; never raises."""
+    """Write one line; never raises.
+
+    *redacted* says the caller already redacted what *fields* may hide.
+    """
     pipeline = _state.PIPELINE
     try:
         if not pipeline.configured:
@@ -70,7 +75,7 @@ def emit(
         if ctx is not None:
             _merge_ids(line, ctx)
         if fields:
-            if pipeline.redact is not None:
+            if pipeline.redact is not None and not redacted:
                 pipeline.redact(fields)
             if RESERVED.isdisjoint(fields):
                 line.update(fields)

@@ -30,6 +30,7 @@ __all__ = [
     "CYCLE_MARKER",
     "Limits",
     "console_renderer",
+    "iso_at",
     "json_renderer",
     "key_text",
     "now_iso",
@@ -78,8 +79,12 @@ _ts_cache: tuple[int, str] = (-1, "")
 
 def now_iso() -> str:
     """Return the current UTC time as RFC 3339 with microseconds."""
+    return iso_at(time.time())
+
+
+def iso_at(now: float) -> str:
+    """Return the UTC time *now* (epoch seconds) as RFC 3339 with micros."""
     global _ts_cache
-    now = time.time()
     second = int(now)
     cached_second, prefix = _ts_cache
     if second != cached_second:

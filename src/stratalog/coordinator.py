@@ -12,6 +12,7 @@ from typing import Any
 
 from . import _state
 from ._emit import emit
+from ._render import iso_at
 from .context import (
     ID_FIELDS,
     RequestContext,
@@ -163,7 +164,7 @@ def build_summary(ctx: RequestContext) -> dict[str, Any]:
 
 
 def _iso(ctx: RequestContext) -> str:
-    return ctx.start_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_at(ctx.start_time.timestamp())
 
 
 def _dedup_summary(ctx: RequestContext, suppressed: int) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def _dedup_summary(ctx: RequestContext, suppressed: int) -> dict[str, Any]:
 
 
 def _wall(ctx: RequestContext, perf: float) -> str:
-    return ctx.wall_time(perf).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_at(ctx.start_time.timestamp() + perf - ctx.start_perf)
 
 
 def emit_summary(
@@ -197,5 +198,17 @@ def emit_summary(
     """Write *summary* as one line carrying *ctx*'s ids, never raising."""
     fields = {k: v for k, v in summary.items() if k not in ID_FIELDS}
     if extra:
-        fields = {**fields, **extra}
-    emit(logger, "api", level, event, fields, ctx)
+        fields.update(extra)
+    # Only what callers put in can hold a secret: the attributes, error
+    # messages and the extra fields. The computed rest is never searched.
+    redact = _state.PIPELINE.redact
+    if redact is not None:
+        parts = {k: fields[k] for k in _CALLER_KEYS if k in fields}
+        if extra:
+            parts.update((k, fields[k]) for k in extra)
+        redact(parts)
+        fields.update(parts)
+    emit(logger, "api", level, event, fields, ctx, redacted=True)
+
+
+_CALLER_KEYS = ("attributes", "errors")

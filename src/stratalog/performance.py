@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _state
+from ._render import iso_at
 from .config import DEFAULT_THRESHOLDS
 
 __all__ = ["PerformanceTracker"]
@@ -49,7 +50,8 @@ class PerformanceTracker:
     def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
         if thresholds is None:
             thresholds = _state.config().thresholds
-        self.thresholds: dict[str, float] = dict(thresholds)
+        # Shared, never written: the configuration's mapping is read-only.
+        self.thresholds: Mapping[str, float] = thresholds
         self.violations: list[dict[str, Any]] = []
         self._layers: dict[str, _LayerTiming] = {}
         self._operations: dict[str, list[float]] = {}
@@ -121,11 +123,12 @@ class PerformanceTracker:
     ) -> dict[str, Any]:
         """Return the request timeline: per layer start, end, duration."""
 
-        def wall(perf: float) -> str:
-            moment = start + dt.timedelta(seconds=perf - start_perf)
-            return _iso(moment)
+        offset = start.timestamp() - start_perf
 
-        timeline: dict[str, Any] = {"start": _iso(start)}
+        def wall(perf: float) -> str:
+            return iso_at(perf + offset)
+
+        timeline: dict[str, Any] = {"start": wall(start_perf)}
         for layer, timing in self._layers.items():
             spent = timing.spent
             if timing.depth:
@@ -152,7 +155,3 @@ class PerformanceTracker:
             }
             for key, (count, total, peak) in self._operations.items()
         }
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

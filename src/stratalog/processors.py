@@ -39,15 +39,22 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 )
 """Key names whose values are replaced, also as a suffix (``db_password``)."""
 
-DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]{8,})",
-    r"(?i:\bbasic\s+[A-Za-z0-9+/=]{8,})",
-    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}",
-    r"\bAKIA[0-9A-Z]{16}\b",
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}",
-    r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
-    r"(?i:\b(?:api[_-]?key|token|secret|password)=[^&\s]+)",
+# Each default pattern with a literal that every match contains, lower-
+# cased. Testing for the literal first costs a fraction of the search:
+# Python's engine tries every alternative at every position.
+_HINTED_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("bearer", r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]{8,})"),
+    ("basic", r"(?i:\bbasic\s+[A-Za-z0-9+/=]{8,})"),
+    ("eyj", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("k-", r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
+    ("akia", r"\bAKIA[0-9A-Z]{16}\b"),
+    ("gh", r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
+    ("xox", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    ("=", r"(?i:\b(?:api[_-]?key|token|secret|password)=[^&\s]+)"),
+)
+
+DEFAULT_REDACT_PATTERNS: tuple[str, ...] = tuple(
+    pattern for _, pattern in _HINTED_PATTERNS
 )
 """Patterns of secrets inside values: bearer tokens, JWTs, API keys."""
 
@@ -98,6 +105,7 @@ class Redactor:
     """
 
     __slots__ = (
+        "_by_hint",
         "_cache",
         "_keys",
         "_max_depth",
@@ -117,8 +125,16 @@ class Redactor:
     ) -> None:
         self._keys = frozenset(_normalise(k) for k in keys)
         self._suffixes = tuple(f"_{k}" for k in self._keys)
+        patterns = tuple(patterns)
         joined = "|".join(f"(?:{p})" for p in patterns)
         self._pattern = re.compile(joined) if joined else None
+        self._by_hint: tuple[tuple[str, re.Pattern[str]], ...] | None = None
+        if set(patterns) <= set(DEFAULT_REDACT_PATTERNS):
+            self._by_hint = tuple(
+                (hint, re.compile(p))
+                for hint, p in _HINTED_PATTERNS
+                if p in patterns
+            )
         self.marker = marker
         self._max_depth = max_depth
         self._max_string = max_string
@@ -225,9 +241,20 @@ class Redactor:
         kept = self._max_string
         if kept is not None and len(text) > kept + _OVERLAP:
             return self._scrub_kept_part(pattern, text, kept)
+        if self._by_hint is not None:
+            return self._scrub_hinted(text, self._by_hint)
         if pattern.search(text) is None:
             return text
         return pattern.sub(self.marker, text)
+
+    def _scrub_hinted(
+        self, text: str, by_hint: tuple[tuple[str, re.Pattern[str]], ...]
+    ) -> str:
+        lowered = text.lower()
+        for hint, pattern in by_hint:
+            if hint in lowered and pattern.search(text) is not None:
+                text = pattern.sub(self.marker, text)
+        return text
 
     def _scrub_kept_part(
         self, pattern: re.Pattern[str], text: str, kept: int
