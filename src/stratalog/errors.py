@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "ErrorContext",
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 _CHAIN_LIMIT = 32
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _new_error_id() -> str:
@@ -69,12 +73,23 @@ class ErrorRecord:
 class ErrorContext:
     """The distinct errors of one request (at most ``max_history``)."""
 
-    __slots__ = ("_by_id", "dropped", "max_history", "records")
+    __slots__ = (
+        "_by_id",
+        "_first_by_key",
+        "_repeats",
+        "dropped",
+        "max_history",
+        "records",
+    )
 
     def __init__(self, max_history: int = 50) -> None:
         self.max_history = max_history
         self.records: list[ErrorRecord] = []
         self._by_id: dict[int, ErrorRecord] = {}
+        self._first_by_key: OrderedDict[str, BaseException] = OrderedDict()
+        self._repeats: OrderedDict[int, tuple[BaseException, ErrorRecord]] = (
+            OrderedDict()
+        )
         self.dropped = 0
 
     def find(self, exc: BaseException) -> ErrorRecord | None:
@@ -89,6 +104,9 @@ class ErrorContext:
             record = self._by_id.get(id(current))
             if record is not None and record.exception is current:
                 return record
+            repeat = self._repeats.get(id(current))
+            if repeat is not None and repeat[0] is current:
+                return repeat[1]
             for linked in (current.__cause__, current.__context__):
                 if linked is not None:
                     todo.append(linked)
@@ -112,6 +130,23 @@ class ErrorContext:
         record.crossed(layer)
         self._append(record)
         return record
+
+    def first_under(self, key: str, exc: BaseException) -> None:
+        """Note that *exc* was written in full under the dedup *key*."""
+        _remember(self._first_by_key, key, exc, self.max_history)
+
+    def repeat_under(self, key: str, exc: BaseException) -> None:
+        """Note that *exc* was held back as a repeat of *key*'s error.
+
+        It is then found as that error, so an outer layer it passes
+        through writes a short reference rather than its traceback.
+        """
+        if self.find(exc) is not None:
+            return
+        first = self._first_by_key.get(key)
+        record = None if first is None else self.find(first)
+        if record is not None:
+            _remember(self._repeats, id(exc), (exc, record), self.max_history)
 
     def adopt(self, record: ErrorRecord) -> None:
         """Take in *record*, first seen in another history, id and all.
@@ -145,3 +180,12 @@ def exception_message(exc: BaseException) -> str:
     except Exception:
         return f"<unrepresentable {type(exc).__name__}>"
     return text if len(text) <= 1_000 else f"{text[:1_000]}..."
+
+
+def _remember(
+    entries: OrderedDict[_K, _V], key: _K, value: _V, bound: int
+) -> None:
+    entries[key] = value
+    entries.move_to_end(key)
+    if len(entries) > bound:
+        entries.popitem(last=False)

@@ -201,8 +201,12 @@ class UnifiedLogger:
         key = _fingerprint(self.layer, event, exc, fields, pipeline.volatile)
         if ctx.has_logged(key):
             ctx.note_suppressed(key)
+            if exc is not None:
+                _errors_of(ctx).repeat_under(key, exc)
             return False
         ctx.mark_logged(key)
+        if exc is not None:
+            _errors_of(ctx).first_under(key, exc)
         return True
 
     # -- operations and boundaries -----------------------------------------
