@@ -331,6 +331,36 @@ def _fail_in_a_job() -> None:
         raise QueryCanceledError("timeout")
 
 
+def test_repeat_held_back_inside_is_a_reference_outside(
+    sink: MemorySink,
+) -> None:
+    """A failure deduplicated where it happened is no new error further out.
+
+    The second timeout's own line is held back as a repeat; the handler it
+    passes through refers to the first one instead of showing a traceback.
+    """
+    coordinator.start_request()
+    for handler in ("handler.a", "handler.b"):
+        try:
+            with service.operation(handler), infra.operation("query"):
+                raise QueryCanceledError("timeout")
+        except QueryCanceledError:
+            pass
+    summary = coordinator.end_request()
+
+    failed = _failed(sink)
+    assert [(r["layer"], r["operation"]) for r in failed] == [
+        ("infrastructure", "query"),
+        ("service", "handler.a"),
+        ("service", "handler.b"),
+    ]
+    assert len(_tracebacks(sink)) == 1
+    assert failed[2]["propagated"] is True
+    assert failed[2]["error_id"] == failed[0]["error_id"]
+    assert failed[2]["origin_layer"] == "infrastructure"
+    assert summary["error_count"] == 1
+
+
 def test_errors_outside_a_request_cascade_too(sink: MemorySink) -> None:
     """Background work has the same rule: one traceback per failure."""
     with pytest.raises(QueryCanceledError):
