@@ -23,9 +23,7 @@ _unreported: dict[str, int] = {}
 _last_report: dict[str, float] = {}
 
 
-def report(
-    kind: str, message: str, exc: BaseException | None = None
-) -> None:
+def report(kind: str, message: str, exc: BaseException | None = None) -> None:
     """Count one internal failure of *kind*; print it if the interval allows.
 
     Never raises, also during interpreter shutdown.
