@@ -220,11 +220,12 @@ def test_configure_again_keeps_or_moves_the_export(
 
 
 def _run_exit_probe(endpoint: str, **env: str) -> tuple[float, str, int]:
-    environ = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        **env,
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("LOG_", "OTEL_"))
     }
+    environ = {**inherited, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **env}
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "tests.apps.otlp_exit"],
@@ -248,7 +249,7 @@ def test_c24_records_and_spans_reach_the_collector_at_exit(
     """
     _, stderr, code = _run_exit_probe(receiver.url)
 
-    assert code == 0
+    assert code == 0, stderr
     assert stderr == ""
     records = _exported(receiver, "record.written")
     assert sorted(r.attributes["n"] for r in records) == list(range(50))
@@ -272,8 +273,8 @@ def test_c24_silent_collector_cannot_hold_exit() -> None:
         elapsed, stderr, code = _run_exit_probe(
             silent.url, LOG_OTLP_TIMEOUT="1.5"
         )
+        assert code == 0, stderr
         assert silent.accepted >= 1
 
-    assert code == 0
     assert "Traceback" not in stderr
     assert elapsed < 1.5 + 8.0
