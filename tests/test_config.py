@@ -77,6 +77,7 @@ GOOD_VALUES: list[Any] = [
     ("LOG_REDACT_KEYS", "ssn,iban", "redact_keys", ("ssn", "iban")),
     ("LOG_REDACT_PATTERNS", r"acct-\d+", "redact_patterns", (r"acct-\d+",)),
     ("LOG_CAPTURE_STDLIB", "no", "capture_stdlib", False),
+    ("LOG_HANDLE_SIGNALS", "no", "handle_signals", False),
     ("LOG_SERVICE_NAME", "orders", "service_name", "orders"),
     (
         "LOG_OTLP_ENDPOINT",

@@ -65,7 +65,21 @@ def configure(
         else:
             _stdlib.uninstall()
         _telemetry.propagate(settings)
+        if settings.handle_signals and sink is None:
+            _flush_on_signals()
         return settings
+
+
+def _flush_on_signals() -> None:
+    """Flush buffered lines on SIGTERM and SIGINT, then pass them on.
+
+    Servers such as uvicorn end a graceful shutdown by raising the signal
+    again with the handler that was there before them: this one, which
+    writes what is buffered before the default action ends the process.
+    """
+    from .output import install_signal_handlers
+
+    install_signal_handlers()
 
 
 def _redactor(settings: LoggingConfig) -> Any:
@@ -133,9 +147,13 @@ def shutdown(timeout: float | None = None) -> bool:
     queue. Lines logged afterwards are written straight through (see the
     README).
     """
+    from . import output
+
     settings = _state.config()
     limit = settings.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + limit
     closed = _state.PIPELINE.sink.close(limit)
+    left = max(deadline - time.monotonic(), 0.0)
+    closed = output.shutdown(left) and closed
     left = max(deadline - time.monotonic(), 0.0)
     return _telemetry.shutdown(left) and closed

@@ -72,6 +72,7 @@ class LoggingConfig:
     redact_keys: tuple[str, ...] = ()
     redact_patterns: tuple[str, ...] = ()
     capture_stdlib: bool = True
+    handle_signals: bool = True
     service_name: str | None = None
     otlp_endpoint: str | None = None
     otlp_timeout: float = 5.0
@@ -94,6 +95,7 @@ class LoggingConfig:
             ("LOG_DEDUPE", self.dedupe),
             ("LOG_REDACT", self.redact),
             ("LOG_CAPTURE_STDLIB", self.capture_stdlib),
+            ("LOG_HANDLE_SIGNALS", self.handle_signals),
         ):
             _check_bool(variable, flag)
         for variable, value in (
@@ -293,6 +295,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_REDACT_KEYS": ("redact_keys", _words),
     "LOG_REDACT_PATTERNS": ("redact_patterns", _words),
     "LOG_CAPTURE_STDLIB": ("capture_stdlib", _bool),
+    "LOG_HANDLE_SIGNALS": ("handle_signals", _bool),
     "LOG_SERVICE_NAME": ("service_name", str),
     "LOG_OTLP_ENDPOINT": ("otlp_endpoint", str),
     "LOG_OTLP_TIMEOUT": ("otlp_timeout", _float),
