@@ -89,6 +89,8 @@ def _redactor(settings: LoggingConfig) -> Any:
     redactor = Redactor(
         keys=(*DEFAULT_REDACT_KEYS, *settings.redact_keys),
         patterns=(*DEFAULT_REDACT_PATTERNS, *settings.redact_patterns),
+        max_depth=settings.max_depth,
+        max_string=settings.max_string_length,
     )
     return redactor.scrub_fields
 
@@ -149,7 +151,7 @@ def shutdown(timeout: float | None = None) -> bool:
     """
     from . import output
 
-    settings = _state.config()
+    settings = _state.PIPELINE.config
     limit = settings.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + limit
     closed = _state.PIPELINE.sink.close(limit)
