@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 
 import stratalog
 from _otel import OtlpReceiver, SilentCollector, span_exporter
-from stratalog import _diagnostics, _otlp
+from stratalog import _diagnostics, _otlp, _otlp_attributes
 from stratalog.coordinator import LoggingCoordinator, emit_summary
 from stratalog.logger import get_unified_logger
 from stratalog.testing import MemorySink
@@ -136,7 +136,7 @@ def test_fields_become_valid_attribute_values() -> None:
         "many": {f"k{n}": n for n in range(40)},
     }
 
-    assert _otlp.attributes_of(line) == {
+    assert _otlp_attributes.attributes_of(line) == {
         "counts.lines": 3,
         "counts.suppressed": 0,
         "request_timeline.core_layer.duration": 0.1,
@@ -144,7 +144,7 @@ def test_fields_become_valid_attribute_values() -> None:
         "errors": '[{"error_id":"err-1","type":"KeyError"}]',
         "huge": str(2**70),
         "when": "\\xff",
-        "many": _otlp._json(line["many"]),
+        "many": _otlp_attributes._json(line["many"]),
     }
 
 
@@ -152,7 +152,7 @@ def test_attributes_stay_under_the_sdk_limit() -> None:
     """A line with very many fields is cut and marked, never warned about."""
     line = {f"field_{n}": n for n in range(500)}
 
-    attributes = _otlp.attributes_of(line)
+    attributes = _otlp_attributes.attributes_of(line)
 
     assert len(attributes) <= 101
     assert attributes["stratalog.attributes_dropped"] is True

@@ -88,7 +88,7 @@ def _server_span_observers(wanted: bool | None) -> list[RequestObserver]:
     if wanted is None and _state.config().tracing == "off":
         return []
     try:
-        from ._spans import ServerSpanObserver
+        from ._server_span import ServerSpanObserver
     except ImportError:
         if wanted:
             from .tracing import _missing

@@ -2,7 +2,7 @@
 
 Optional: this module imports ``opentelemetry`` only inside the functions
 that need it, so stratalog runs without the ``otel`` extra. The span
-observers live in a private module that needs it and are loaded on first
+observers live in private modules that need it and are loaded on first
 use of their names.
 
 - :func:`trace_processor` puts the live span's ``trace_id`` and
@@ -24,6 +24,7 @@ carries the ``trace_id``.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._state import Processor
@@ -31,7 +32,8 @@ from .config import LoggingConfig
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._spans import ServerSpanObserver, SpanObserver
+    from ._server_span import ServerSpanObserver
+    from ._spans import SpanObserver
 
 __all__ = [
     "ServerSpanObserver",
@@ -43,15 +45,17 @@ __all__ = [
     "trace_processor",
 ]
 
-_LAZY = frozenset({"ServerSpanObserver", "SpanObserver"})
+_LAZY = {
+    "ServerSpanObserver": "._server_span",
+    "SpanObserver": "._spans",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from . import _spans
-
-        return getattr(_spans, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __package__), name)
 
 
 def _missing(setting: str) -> ConfigurationError:
