@@ -53,6 +53,7 @@ def _requests(aggregator: ReportAggregator) -> dict[str, Any]:
         "count": count,
         "server_errors": aggregator.server_errors,
         "error_rate": aggregator.server_errors / count if count else None,
+        "error_rule": 'status >= 500 or outcome == "error"',
         "status_classes": {f"{klass}xx": n for klass, n in classes},
         "outcomes": dict(sorted(aggregator.outcomes.items())),
         "first": aggregator.first,

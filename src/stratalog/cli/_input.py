@@ -26,7 +26,7 @@ __all__ = [
     "total_size",
 ]
 
-CHUNK_SIZE = 4 << 20
+CHUNK_SIZE = 1 << 20
 MAX_LINE = 64 << 20
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"

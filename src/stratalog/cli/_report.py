@@ -122,9 +122,8 @@ def _overview(document: dict[str, Any]) -> Table:
             ),
         ),
     ]
-    return Table(
-        "Overview", ("figure", "value"), rows, note="percentiles: nearest-rank"
-    )
+    note = f"percentiles: nearest-rank; errors: {requests['error_rule']}"
+    return Table("Overview", ("figure", "value"), rows, note=note)
 
 
 def _routes(routes: list[dict[str, Any]]) -> Table:
