@@ -7,6 +7,7 @@ line with a per-layer timeline.
 
 from ._retry import RetryPolicy, is_retryable
 from ._setup import configure, flush, shutdown
+from .asgi import instrument_app
 from .breaker import (
     CircuitBreaker,
     CircuitBreakerConfig,
@@ -36,10 +37,16 @@ from .exceptions import (
     StratalogError,
     ValidationError,
 )
-from .external import BaseExternalClient, HTTPExternalClient
+from .external import (
+    BaseExternalClient,
+    HTTPExternalClient,
+    add_header_provider,
+    remove_header_provider,
+)
 from .logger import UnifiedLogger, get_unified_logger
-from .middleware import LoggingMiddleware
-from .output import AsyncLogBuffer
+from .metrics import PrometheusMetrics, install_metrics, metrics_app
+from .middleware import LoggingMiddleware, RequestObserver
+from .output import AsyncLogBuffer, install_signal_handlers
 from .performance import PerformanceTracker
 from .processors import Redactor
 from .service import BaseService
@@ -72,10 +79,12 @@ __all__ = [
     "LoggingCoordinator",
     "LoggingMiddleware",
     "PerformanceTracker",
+    "PrometheusMetrics",
     "Redactor",
     "RedisBreakerState",
     "RedisSessionStore",
     "RequestContext",
+    "RequestObserver",
     "ResponseValidationError",
     "RetryPolicy",
     "SessionService",
@@ -83,6 +92,7 @@ __all__ = [
     "TracingIntegration",
     "UnifiedLogger",
     "ValidationError",
+    "add_header_provider",
     "bind",
     "bind_context",
     "configure",
@@ -90,7 +100,12 @@ __all__ = [
     "generate_operation_key",
     "get_context",
     "get_unified_logger",
+    "install_metrics",
+    "install_signal_handlers",
+    "instrument_app",
     "is_retryable",
+    "metrics_app",
+    "remove_header_provider",
     "request_context",
     "run_in_executor",
     "shutdown",
