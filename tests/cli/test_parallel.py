@@ -7,9 +7,10 @@ import itertools
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
-from stratalog.cli import main
+from stratalog.cli import _parallel, main
 from stratalog.cli._generate import write_log
 from stratalog.cli._parallel import plan
 
@@ -55,3 +56,18 @@ def test_workers_give_the_same_report_as_one_process(tmp_path: Path) -> None:
 
     assert reports[0]["errors"]["distinct"] > 20
     assert reports[0] == reports[1]
+
+
+def test_auto_mode_splits_only_large_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs 0 reads small inputs in one process and large ones in parts."""
+    path = tmp_path / "generated.log"
+    write_log(path, 400_000, seed=2)
+    serial = CliRunner().invoke(main, ["report", "--json", str(path)])
+    monkeypatch.setattr(_parallel, "AUTO_MIN_BYTES", 0)
+    monkeypatch.setattr(_parallel, "_usable_cpus", lambda: 2)
+    split = CliRunner().invoke(main, ["report", "--json", str(path)])
+
+    assert _parallel.plan([str(path)], 2)[1].start > 0
+    assert orjson.loads(serial.stdout) == orjson.loads(split.stdout)

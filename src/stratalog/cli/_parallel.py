@@ -75,10 +75,14 @@ def _auto_jobs(names: Sequence[str]) -> int:
     size = total_size(names)
     if size is None or size < AUTO_MIN_BYTES:
         return 1
-    # Like make -l: workers on cores that other processes keep busy only
-    # add start-up and merge costs.
-    idle = (os.cpu_count() or 1) - os.getloadavg()[0]
-    return max(1, min(round(idle), AUTO_MAX_JOBS))
+    return max(1, min(_usable_cpus(), AUTO_MAX_JOBS))
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _cuts(name: str, size: int, target: int) -> list[int]:

@@ -42,8 +42,8 @@ _NUMBERS = frozenset(range(1, 12))
     default=0,
     type=click.IntRange(min=0),
     help=(
-        "Worker processes; 0 (default) uses the idle cores for inputs "
-        "over 192 MiB."
+        "Processes reading in parallel; 0 (default): one per CPU, at "
+        "most 4, for inputs over 192 MiB, else 1."
     ),
 )
 def report(files: tuple[str, ...], as_json: bool, top: int, jobs: int) -> None:
