@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -67,7 +68,15 @@ def test_auto_mode_splits_only_large_inputs(
     serial = CliRunner().invoke(main, ["report", "--json", str(path)])
     monkeypatch.setattr(_parallel, "AUTO_MIN_BYTES", 0)
     monkeypatch.setattr(_parallel, "_usable_cpus", lambda: 2)
+    calls: list[int] = []
+    in_parallel = _parallel._in_parallel
+
+    def spy(*args: Any) -> Any:
+        calls.append(len(args[1]))
+        return in_parallel(*args)
+
+    monkeypatch.setattr(_parallel, "_in_parallel", spy)
     split = CliRunner().invoke(main, ["report", "--json", str(path)])
 
-    assert _parallel.plan([str(path)], 2)[1].start > 0
+    assert calls == [2]
     assert orjson.loads(serial.stdout) == orjson.loads(split.stdout)
