@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
+from ._emit import RESERVED
 from ._render import CUT_MARKER, CYCLE_MARKER, sorted_members, to_native
 
 __all__ = ["DEFAULT_REDACT_KEYS", "DEFAULT_REDACT_PATTERNS", "Redactor"]
@@ -58,22 +59,8 @@ DEFAULT_REDACT_PATTERNS: tuple[str, ...] = tuple(
 )
 """Patterns of secrets inside values: bearer tokens, JWTs, API keys."""
 
-_NEVER_REDACTED = frozenset(
-    {
-        "timestamp",
-        "level",
-        "logger",
-        "layer",
-        "event",
-        "correlation_id",
-        "session_id",
-        "user_id",
-        "investigation_id",
-        "agent_phase",
-        "trace_id",
-        "span_id",
-    }
-)
+# The library's own keys: timestamps, names and the request ids.
+_NEVER_REDACTED = RESERVED
 
 # Secret-looking substrings are at least this long; shorter values are
 # not searched, which keeps the common short field free.

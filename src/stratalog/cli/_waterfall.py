@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from stratalog._emit import RESERVED
 from stratalog.cli._tables import Table, render
 from stratalog.cli._text import clean, fmt_ms
 
@@ -43,23 +44,7 @@ _OPERATIONS = {
     "operation.failed": "failed",
     "operation.cancelled": "cancelled",
 }
-_COMMON = frozenset(
-    (
-        "timestamp",
-        "level",
-        "logger",
-        "layer",
-        "event",
-        "correlation_id",
-        "session_id",
-        "user_id",
-        "investigation_id",
-        "agent_phase",
-        "trace_id",
-        "span_id",
-        "exception",
-    )
-)
+_COMMON = RESERVED | {"exception"}
 
 
 _SHOWN = frozenset(("client", "duration_ms", "operation"))
