@@ -20,7 +20,6 @@ import asyncio
 import contextvars
 import datetime as dt
 import functools
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import orjson
 
+from ._ids import uuid4_string
 from ._render import Limits, to_jsonable
 
 if TYPE_CHECKING:
@@ -62,14 +62,10 @@ ID_FIELDS: tuple[str, ...] = (
 )
 """Request fields that go on every line of the request when set."""
 
-_HEX_VARIANT = "89ab"
-
 
 def new_correlation_id() -> str:
-    """Return a random UUID4 string (about 4x cheaper than ``uuid.uuid4``)."""
-    h = os.urandom(16).hex()
-    variant = _HEX_VARIANT[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+    """Return a random UUID4 string, without a system call (see ``_ids``)."""
+    return uuid4_string()
 
 
 def _utcnow() -> dt.datetime:

@@ -10,11 +10,12 @@ referenced, so the history holds them strongly and is bounded.
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from ._ids import random_hex
 
 __all__ = [
     "ErrorContext",
@@ -30,7 +31,7 @@ _V = TypeVar("_V")
 
 
 def _new_error_id() -> str:
-    return f"err-{os.urandom(5).hex()}"
+    return f"err-{random_hex(10)}"
 
 
 def format_exception(exc: BaseException) -> str:
