@@ -1381,3 +1381,22 @@ async def test_a_client_leaving_a_socket_is_not_an_error(
     assert closed["outcome"] == "client_disconnected"
     assert closed["close_code"] == 1001
     assert closed["level"] == "info"
+
+
+async def test_secrets_in_the_path_and_user_agent_are_redacted(
+    sink: MemorySink,
+) -> None:
+    """Request values in the summary pass the redactor; numbers stay."""
+    app = LoggingMiddleware(hostile_app())
+    secret = "sk-abcdefghijklmnopqrstuvwx"
+    scope = http_scope(
+        f"/keys/{secret}",
+        headers=[(b"user-agent", f"bot Bearer {secret}".encode())],
+    )
+
+    await call(app, scope)
+
+    (summary,) = records(sink, "request.completed")
+    assert secret not in b"".join(sink.lines).decode()
+    assert summary["path"] == "/keys/[REDACTED]"
+    assert summary["status"] == 404

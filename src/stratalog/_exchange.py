@@ -453,9 +453,9 @@ def _write(
 ) -> None:
     if summary is None:
         summary = build_summary(flow.ctx)
-    for key, value in summary.items():
-        head.setdefault(key, value)
-    emit_summary(head, flow.ctx, event=event, level=level, logger=_LOGGER)
+    emit_summary(
+        summary, flow.ctx, event=event, level=level, logger=_LOGGER, extra=head
+    )
 
 
 def _outlive(ctx: RequestContext, exc: BaseException) -> None:

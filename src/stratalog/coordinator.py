@@ -203,12 +203,16 @@ def emit_summary(
     # messages and the extra fields. The computed rest is never searched.
     redact = _state.PIPELINE.redact
     if redact is not None:
-        parts = {k: fields[k] for k in _CALLER_KEYS if k in fields}
+        parts = {k: fields[k] for k in _CALLER_KEYS if fields.get(k)}
         if extra:
-            parts.update((k, fields[k]) for k in extra)
-        redact(parts)
-        fields.update(parts)
+            parts.update(
+                (k, v) for k, v in extra.items() if not isinstance(v, _PLAIN)
+            )
+        if parts:
+            redact(parts)
+            fields.update(parts)
     emit(logger, "api", level, event, fields, ctx, redacted=True)
 
 
 _CALLER_KEYS = ("attributes", "errors")
+_PLAIN = (int, float, bool, type(None))
