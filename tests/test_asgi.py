@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -140,3 +143,60 @@ def test_server_spans_follow_the_settings(
         isinstance(o, ServerSpanObserver) for o in wrapped.observers
     )
     assert has_spans is expected
+
+
+NO_SDK_PROBE = """
+import asyncio, json
+import stratalog
+from stratalog.testing import MemorySink
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+sink = MemorySink()
+stratalog.configure(sink=sink, format="json")
+log = stratalog.get_unified_logger("probe", "api")
+
+async def ok(request):
+    log.info("inside")
+    return PlainTextResponse("ok")
+
+app = stratalog.instrument_app(Starlette(routes=[Route("/", ok)]))
+parent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+async def call(headers):
+    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/",
+             "query_string": b"", "headers": headers, "scheme": "http",
+             "http_version": "1.1", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80), "root_path": ""}
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    await app(scope, receive, send)
+
+asyncio.run(call([]))
+asyncio.run(call([(b"traceparent", parent)]))
+print(json.dumps([r.get("trace_id") for r in sink.records()
+                  if r["event"] == "inside"]))
+"""
+
+
+def test_without_the_sdk_only_an_incoming_trace_gets_a_span() -> None:
+    """With no SDK provider, a request continues an incoming trace only.
+
+    A request without ``traceparent`` starts no span (nothing would be
+    recorded); one with it keeps the caller's trace id on its lines.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", NO_SDK_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        None,
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+    ]

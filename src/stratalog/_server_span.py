@@ -8,12 +8,20 @@ ledger of recorded exceptions) with the operation spans.
 
 from __future__ import annotations
 
+import time
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._http import Scope, route_template
-from ._spans import INSTRUMENTATION, SpanScope, error_record
+from ._spans import (
+    INSTRUMENTATION,
+    RECHECK_S,
+    SpanScope,
+    error_record,
+    is_sdk_provider,
+)
 from .context import RequestContext
 
 __all__ = ["ServerSpanObserver", "trace_context_of"]
@@ -37,13 +45,33 @@ class ServerSpanObserver:
     attribute and is left for its owner to end.
     """
 
-    __slots__ = ("_provider", "_tracer")
+    __slots__ = ("_next_check", "_provider", "_sdk", "_tracer")
 
     def __init__(
         self, tracer_provider: trace.TracerProvider | None = None
     ) -> None:
         self._provider = tracer_provider
         self._tracer: trace.Tracer | None = None
+        self._sdk = tracer_provider is not None
+        self._next_check = 0.0
+
+    def _worth_a_span(self, scope: Scope) -> bool:
+        """Whether a span records anything or carries an incoming trace.
+
+        Without the SDK's provider a span records nothing; it is still
+        started when the request continues a trace, so that the request's
+        lines and outgoing calls keep that trace id. The provider is looked
+        at again at most every half second.
+        """
+        if not self._sdk:
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + RECHECK_S
+                self._sdk = is_sdk_provider(trace.get_tracer_provider())
+        if self._sdk:
+            return True
+        headers = scope.get("headers") or ()
+        return any(name == b"traceparent" for name, _ in headers)
 
     def _get_tracer(self) -> trace.Tracer:
         tracer = self._tracer
@@ -56,7 +84,7 @@ class ServerSpanObserver:
         self, scope: Scope, ctx: RequestContext | None
     ) -> _ServerScope | None:
         """Join a current SERVER span, or start one from the headers."""
-        if scope.get("type") != "http":
+        if scope.get("type") != "http" or not self._worth_a_span(scope):
             return None
         current = trace.get_current_span()
         if _is_server_span(current):

@@ -39,7 +39,7 @@ INSTRUMENTATION = "stratalog"
 _LEDGER = otel_context.create_key("stratalog.recorded_exceptions")
 _LEDGER_SIZE = 64
 _CHAIN_LIMIT = 32
-_RECHECK_S = 0.5
+RECHECK_S = 0.5
 
 _attached: contextvars.ContextVar[object | None] = contextvars.ContextVar(
     "stratalog_span_attached", default=None
@@ -211,7 +211,7 @@ class SpanObserver:
             now = time.monotonic()
             if now < self._next_check:
                 return None
-            self._next_check = now + _RECHECK_S
+            self._next_check = now + RECHECK_S
         provider = self._provider or trace.get_tracer_provider()
         if self._sdk_only and not is_sdk_provider(provider):
             return None
