@@ -29,7 +29,6 @@ PACKAGES = (
     "fastapi",
     "starlette",
     "uvicorn",
-    "pyperf",
 )
 
 _TOOLS = {"wrk": ["wrk", "-v"], "jq": ["jq", "--version"]}
