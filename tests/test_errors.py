@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -461,3 +462,32 @@ def test_c18_one_failure_through_every_layer(sink: MemorySink) -> None:
     assert summary["errors"][0]["origin_layer"] == "repository"
     assert summary["errors"][0]["origin_operation"] == "orders.select"
     assert summary["errors"][0]["layers"] == ["repository", "service", "api"]
+
+
+async def test_a_task_group_failure_refers_to_its_children(
+    sink: MemorySink,
+) -> None:
+    """An ExceptionGroup of logged failures adds no second traceback."""
+    infra = stratalog.get_unified_logger("children", "infrastructure")
+    service = stratalog.get_unified_logger("parent", "service")
+    coordinator = LoggingCoordinator()
+    coordinator.start_request()
+
+    async def child(n: int) -> None:
+        async with infra.operation("child", n=n):
+            raise ConnectionError(f"child {n}")
+
+    try:
+        async with service.operation("outer"), asyncio.TaskGroup() as group:
+            for n in range(3):
+                group.create_task(child(n))
+    except* ConnectionError:
+        pass
+    summary = coordinator.end_request()
+
+    failed = [r for r in sink.records() if r["event"] == "operation.failed"]
+    (outer,) = [r for r in failed if r["operation"] == "outer"]
+    assert outer["propagated"] is True
+    assert "exception" not in outer
+    assert sum("exception" in r for r in failed) == 3
+    assert summary["error_count"] == 3

@@ -776,3 +776,35 @@ def test_log_metric_writes_metric_recorded(sink: MemorySink) -> None:
 def test_unified_logger_repr_names_logger_and_layer() -> None:
     """The repr shows the logger name and layer."""
     assert repr(UnifiedLogger("a.b", "api")) == "UnifiedLogger('a.b', 'api')"
+
+
+async def test_failures_of_different_items_are_each_written(
+    sink: MemorySink,
+) -> None:
+    """An operation failing for three items writes three full failures."""
+    infra = stratalog.get_unified_logger("items", "infrastructure")
+    coordinator = LoggingCoordinator()
+    coordinator.start_request()
+    for item in range(3):
+        try:
+            async with infra.operation("fetch", item=item):
+                raise ConnectionError(f"down {item}")
+        except ConnectionError:
+            pass
+    try:
+        async with infra.operation("fetch", item=0):
+            raise ConnectionError("down 0 again")
+    except ConnectionError:
+        pass
+    summary = coordinator.end_request()
+
+    failed = [r for r in sink.records() if r["event"] == "operation.failed"]
+    assert sorted(r["item"] for r in failed) == [0, 1, 2]
+    assert all("Traceback" in r["exception"] for r in failed)
+    assert summary["error_count"] == 3
+    (repeat,) = [
+        entry
+        for key, entry in summary["dedup"]["keys"].items()
+        if "operation.failed" in key
+    ]
+    assert repeat["suppressed"] == 1

@@ -94,7 +94,10 @@ class ErrorContext:
         self.dropped = 0
 
     def find(self, exc: BaseException) -> ErrorRecord | None:
-        """Return the record of *exc* or of an exception it was chained to."""
+        """Return the record of *exc* or of an exception it was chained to.
+
+        The exceptions of an exception group count as chained to it.
+        """
         seen: set[int] = set()
         todo: list[BaseException] = [exc]
         while todo and len(seen) < _CHAIN_LIMIT:
@@ -111,6 +114,9 @@ class ErrorContext:
             for linked in (current.__cause__, current.__context__):
                 if linked is not None:
                     todo.append(linked)
+            if isinstance(current, BaseExceptionGroup):
+                # A TaskGroup's group carries failures its children logged.
+                todo.extend(current.exceptions)
         return None
 
     def record(

@@ -488,8 +488,11 @@ class Operation:
             fields["slow"] = True
         ctx = self._ctx
         logger = self._logger
+        # The operation's own fields tell runs apart: a failure of another
+        # item is written, the same failure again is counted.
+        identity = {**self.data, "operation": self.name}
         if ctx is not None and not logger._first_of_kind(
-            ctx, "operation.failed", exc, {"operation": self.name}
+            ctx, "operation.failed", exc, identity
         ):
             return
         _attach_error(ctx, exc, self.layer, self.name, fields)
