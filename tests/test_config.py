@@ -377,3 +377,26 @@ def test_configure_overrides_win_over_the_environment(
     log.info("kept")
 
     assert [r["event"] for r in memory.records()] == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "given", "expected"),
+    [
+        pytest.param("outputs", "stdout", ("stdout",), id="outputs-text"),
+        pytest.param("outputs", ("none",), (), id="outputs-none"),
+        pytest.param("level", "DEBUG", "debug", id="level-upper"),
+        pytest.param(
+            "redact_keys", "password,x", ("password", "x"), id="keys"
+        ),
+        pytest.param(
+            "dedupe_volatile_fields", "a, b", ("a", "b"), id="volatile"
+        ),
+    ],
+)
+def test_keywords_given_as_text_read_like_the_environment(
+    setting: str, given: Any, expected: Any
+) -> None:
+    """A keyword override written as text means what the variable means."""
+    assert getattr(LoggingConfig().replace(**{setting: given}), setting) == (
+        expected
+    )

@@ -145,6 +145,7 @@ class LoggingConfig:
                 overrides[unknown[0]],
                 f"not a setting; use one of: {', '.join(sorted(known))}",
             )
+        overrides = {k: _from_text(k, v) for k, v in overrides.items()}
         if "thresholds" in overrides:
             merged = dict(self.thresholds)
             merged.update(overrides["thresholds"])
@@ -266,6 +267,23 @@ def _outputs(raw: str) -> tuple[str, ...]:
     return () if words == ("none",) else words
 
 
+def _from_text(attr: str, value: Any) -> Any:
+    """Read a keyword given as text the way its variable is read.
+
+    ``outputs="stdout,stderr"``, ``level="DEBUG"``, ``redact_keys="a,b"``
+    mean what they mean in the environment; ``outputs=("none",)`` too.
+    """
+    if attr == "outputs" and isinstance(value, list | tuple):
+        if tuple(str(v).lower() for v in value) == ("none",):
+            return ()
+        return tuple(value)
+    known = _VARIABLE_OF.get(attr)
+    if known is None or not isinstance(value, str):
+        return value
+    name, parse = known
+    return _parse(name, value.strip(), parse)
+
+
 def _lower(raw: str) -> str:
     return raw.lower()
 
@@ -301,4 +319,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_OTLP_TIMEOUT": ("otlp_timeout", _float),
     "LOG_TRACING": ("tracing", _lower),
     "LOG_OPERATION_SPANS": ("operation_spans", _lower),
+}
+
+_VARIABLE_OF: dict[str, tuple[str, Callable[[str], Any]]] = {
+    attr: (name, parse) for name, (attr, parse) in _VARIABLES.items()
 }
