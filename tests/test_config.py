@@ -242,12 +242,10 @@ def test_bad_value_names_variable_value_and_what_is_allowed(
 @pytest.mark.parametrize(
     ("overrides", "variable"),
     [
-        pytest.param({"buffer_size": "100"}, "LOG_BUFFER_SIZE", id="str-int"),
         pytest.param({"buffer_size": True}, "LOG_BUFFER_SIZE", id="bool-int"),
         pytest.param(
             {"flush_interval": None}, "LOG_FLUSH_INTERVAL", id="none-float"
         ),
-        pytest.param({"dedupe": "false"}, "LOG_DEDUPE", id="str-bool"),
         pytest.param({"redact": 0}, "LOG_REDACT", id="int-bool"),
         pytest.param(
             {"thresholds": {"api": "fast"}},
@@ -255,7 +253,6 @@ def test_bad_value_names_variable_value_and_what_is_allowed(
             id="str-threshold",
         ),
         pytest.param({"level": 10}, "LOG_LEVEL", id="int-level"),
-        pytest.param({"outputs": "stdout"}, "LOG_OUTPUT", id="str-outputs"),
     ],
 )
 def test_values_of_the_wrong_type_are_configuration_errors(
