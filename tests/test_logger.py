@@ -808,3 +808,22 @@ async def test_failures_of_different_items_are_each_written(
         if "operation.failed" in key
     ]
     assert repeat["suppressed"] == 1
+
+
+def test_a_repr_that_logs_cannot_recurse(
+    sink: MemorySink, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A line logged from inside rendering is dropped, once reported."""
+    log = stratalog.get_unified_logger("loud", "core")
+
+    class Loud:
+        def __repr__(self) -> str:
+            log.info("repr.called", obj=self)
+            return "Loud()"
+
+    log.info("hello", obj=Loud())
+    log.info("again", obj=Loud())
+
+    assert [r["event"] for r in sink.records()] == ["hello", "again"]
+    assert sink.records()[0]["obj"] == "Loud()"
+    assert capfd.readouterr().err.count("stratalog: recursion") == 1

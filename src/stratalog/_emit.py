@@ -5,6 +5,7 @@ Kept flat on purpose: it runs for every line of every request.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from structlog import DropEvent
@@ -57,7 +58,40 @@ def emit(
     """Write one line; never raises.
 
     *redacted* says the caller already redacted what *fields* may hide.
+    A line logged while this thread is writing one (from a ``__repr__``
+    the renderer calls, or from a processor) is dropped and reported:
+    following it could recurse without end.
     """
+    if _writing.active:
+        _diagnostics.report(
+            "recursion",
+            f"{event!r} was logged while a line was being written "
+            "(from a __repr__ or a processor) and was dropped",
+        )
+        return
+    _writing.active = True
+    try:
+        _emit(logger, layer, level, event, fields, ctx, redacted)
+    finally:
+        _writing.active = False
+
+
+class _Writing(threading.local):
+    active = False
+
+
+_writing = _Writing()
+
+
+def _emit(
+    logger: str,
+    layer: str | None,
+    level: int,
+    event: str,
+    fields: dict[str, Any],
+    ctx: RequestContext | None,
+    redacted: bool,
+) -> None:
     pipeline = _state.PIPELINE
     try:
         if not pipeline.configured:
