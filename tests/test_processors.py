@@ -353,3 +353,32 @@ def test_huge_string_costs_only_its_kept_part() -> None:
 
     assert elapsed < 0.5
     assert len(fields["body"]) == 50_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        pytest.param("https://h/cb?access_token=tok123456", "tok123456"),
+        pytest.param("x?client_secret=shh987654&a=b", "shh987654"),
+        pytest.param("postgres://app:S3cretPass@db/x", "S3cretPass"),
+        pytest.param("token=abc123 password=hunter2", "hunter2"),
+    ],
+)
+def test_secrets_inside_urls_and_messages(value: str, secret: str) -> None:
+    """Query parameters, DSN passwords and key=value pairs are redacted."""
+    fields = {"text": value}
+    Redactor().scrub_fields(fields)
+
+    assert secret not in fields["text"]
+    assert "[REDACTED]" in fields["text"]
+
+
+@pytest.mark.parametrize(
+    "key", ["sessionToken", "authToken", "apiKey", "X-Api-Key", "dbPassword"]
+)
+def test_camel_case_and_header_style_keys_are_sensitive(key: str) -> None:
+    """Keys compare in snake case: ``sessionToken`` is ``session_token``."""
+    fields = {key: "value", "promptTokens": 12}
+    Redactor().scrub_fields(fields)
+
+    assert fields == {key: "[REDACTED]", "promptTokens": 12}

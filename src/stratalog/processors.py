@@ -51,7 +51,12 @@ _HINTED_PATTERNS: tuple[tuple[str, str], ...] = (
     ("akia", r"\bAKIA[0-9A-Z]{16}\b"),
     ("gh", r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
     ("xox", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    ("=", r"(?i:\b(?:api[_-]?key|token|secret|password)=[^&\s]+)"),
+    (
+        "=",
+        r"(?i:\b\w{0,40}?(?:api[_-]?key|token|secret|passw(?:or)?d|pwd)"
+        r"=[^&\s]+)",
+    ),
+    ("://", r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),
 )
 
 DEFAULT_REDACT_PATTERNS: tuple[str, ...] = tuple(
@@ -284,5 +289,9 @@ def _is_empty(value: Any) -> bool:
     return value is None or (type(value) is str and value == "")
 
 
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
 def _normalise(key: str) -> str:
-    return key.lower().replace("-", "_")
+    """``X-Api-Key``, ``apiKey`` and ``api_key`` all read ``api_key``."""
+    return _CAMEL_HUMP.sub("_", key).lower().replace("-", "_")
