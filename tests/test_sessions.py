@@ -195,6 +195,79 @@ async def test_an_unreachable_redis_costs_at_most_the_budget(
     assert warning["store"] == "RedisSessionStore"
 
 
+async def timed_lookup(service: SessionService) -> float:
+    """Return how long one user id lookup took, in seconds."""
+    started = time.perf_counter()
+    assert await service.get_user_id("s-abc") is None
+    return time.perf_counter() - started
+
+
+async def busy_loop(stop: asyncio.Event) -> None:
+    """Hold the event loop 10 ms at a time, as a busy application does."""
+    while not stop.is_set():
+        time.sleep(0.01)
+        await asyncio.sleep(0)
+
+
+async def test_a_silent_redis_costs_each_lookup_at_most_the_budget(
+    sink: MemorySink,
+) -> None:
+    """Every one of 50 concurrent lookups ends within the budget.
+
+    On a busy loop the cancel that ends a lookup can reach redis-py just
+    as a send completes, and be lost: the client then reads on for its
+    socket timeout. The caller must not wait for that.
+    """
+    server = SilentServer()
+    stop = asyncio.Event()
+    busy = asyncio.create_task(busy_loop(stop))
+    slowest = []
+    try:
+        for _ in range(3):
+            store = RedisSessionStore(f"redis://127.0.0.1:{server.port}/0")
+            service = SessionService(store, budget=0.05)
+            try:
+                took = await asyncio.gather(
+                    *(timed_lookup(service) for _ in range(50))
+                )
+            finally:
+                await store.aclose()
+            slowest.append(max(took))
+    finally:
+        stop.set()
+        await busy
+        server.close()
+    # A lost cancel would cost the client's 1 s socket timeout.
+    assert max(slowest) < 0.05 + 0.3
+    assert len(lines(sink, "session_lookup.unavailable")) == 3
+
+
+async def test_a_store_slow_to_cancel_costs_at_most_the_budget(
+    sink: MemorySink,
+) -> None:
+    """A lookup that cleans up slowly when cancelled is left to finish."""
+    finished = asyncio.Event()
+
+    class SlowToCancel:
+        async def get(self, session_id: str) -> dict[str, Any] | None:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.5)
+                finished.set()
+                raise ConnectionError("closed late") from None
+            return None
+
+    service = SessionService(SlowToCancel(), budget=0.05)
+    took = await asyncio.gather(*(timed_lookup(service) for _ in range(50)))
+    assert max(took) < 0.05 + 0.3
+    assert not finished.is_set()
+    await asyncio.wait_for(finished.wait(), 5)
+    await asyncio.sleep(0.01)
+    (warning,) = lines(sink, "session_lookup.unavailable")
+    assert warning["error_type"] == "TimeoutError"
+
+
 async def test_lookups_are_skipped_during_the_backoff(
     sink: MemorySink,
 ) -> None:

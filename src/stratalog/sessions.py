@@ -14,6 +14,13 @@ passed; then a single request probes the store while the others still
 skip it. A failure is any exception from the store, including the budget
 running out; a missing session is not a failure.
 
+The budget is enforced from outside the store: a client may hold on past
+a cancel (redis-py on Python 3.11 loses one that arrives as a send
+completes, then reads on for its socket timeout). So the lookup runs as a
+task of its own, the caller waits for it at most the budget, and a late
+lookup is cancelled and left to end in the background, its outcome
+collected so that nothing is reported as never retrieved.
+
 The stores follow the lightweight pattern for internal infrastructure:
 no log line per call, timeouts on every socket, no retries of their own.
 """
@@ -198,6 +205,7 @@ class SessionService:
         self._retry_at = 0.0
         self._probing = False
         self._skipped = 0
+        self._abandoned: set[asyncio.Task[dict[str, Any] | None]] = set()
 
     @property
     def available(self) -> bool:
@@ -220,8 +228,7 @@ class SessionService:
             self._probing = True
         limit = self.budget if budget is None else budget
         try:
-            async with asyncio.timeout(limit):
-                session = await self.store.get(session_id)
+            session = await self._lookup(session_id, limit)
         except Exception as exc:
             self._failed(exc, limit)
             return None
@@ -241,6 +248,32 @@ class SessionService:
             return None
         user_id = session.get(self.user_key)
         return None if user_id is None else str(user_id)
+
+    async def _lookup(
+        self, session_id: str, budget: float
+    ) -> dict[str, Any] | None:
+        task = asyncio.create_task(self.store.get(session_id))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=budget)
+        finally:
+            if not task.done():
+                self._abandon(task)
+        if not done:
+            raise TimeoutError
+
+        return task.result()
+
+    def _abandon(self, task: asyncio.Task[dict[str, Any] | None]) -> None:
+        # The loop keeps only weak references to tasks: hold this one
+        # until it ends.
+        self._abandoned.add(task)
+        task.add_done_callback(self._collect)
+        task.cancel()
+
+    def _collect(self, task: asyncio.Task[dict[str, Any] | None]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     def _may_probe(self) -> bool:
         return not self._probing and time.monotonic() >= self._retry_at
