@@ -16,6 +16,7 @@ import redis.asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
+import stratalog
 from _flaky_server import FlakyServer, hang, ok, reset, status
 from stratalog import _diagnostics
 from stratalog._external_metrics import (
@@ -25,7 +26,7 @@ from stratalog._external_metrics import (
 )
 from stratalog._retry import RetryPolicy
 from stratalog.breaker import CircuitBreakerConfig, RedisBreakerState
-from stratalog.coordinator import LoggingCoordinator
+from stratalog.coordinator import LoggingCoordinator, emit_summary
 from stratalog.exceptions import CircuitOpenError, ResponseValidationError
 from stratalog.external import (
     BaseExternalClient,
@@ -524,6 +525,142 @@ async def test_short_circuit_is_recorded_once_across_layers(
     assert summary["attributes"]["external.llm.complete"]["outcome"] == (
         "short_circuited"
     )
+
+
+async def tripped_client() -> BaseExternalClient:
+    """Return a client whose breaker one failure has opened."""
+    client = BaseExternalClient(
+        "llm", circuit_breaker=CircuitBreakerConfig(failure_threshold=1)
+    )
+
+    async def failing() -> None:
+        raise ConnectionResetError("reset")
+
+    with pytest.raises(ConnectionResetError):
+        await client.call_external("complete", failing)
+
+    return client
+
+
+async def refused_through_two_layers(client: BaseExternalClient) -> None:
+    """Call *client* inside a service operation inside an api operation."""
+    api = get_unified_logger("app", "api")
+    service = get_unified_logger("svc", "service")
+
+    async def never() -> None:
+        raise AssertionError("a refused call must not be made")
+
+    async def handle() -> None:
+        async with api.operation("handle"), service.operation("answer"):
+            await client.call_external("complete", never)
+
+    with pytest.raises(CircuitOpenError):
+        await handle()
+
+
+def refused_operations(sink: MemorySink) -> list[dict[str, Any]]:
+    """Return the failure lines of operations the refusal ended."""
+    return [
+        r
+        for r in lines(sink, "operation.failed")
+        if r["error_type"] == "CircuitOpenError"
+    ]
+
+
+def refusal_lines(sink: MemorySink) -> list[bytes]:
+    """Return the raw lines that mention the refusal."""
+    return [line for line in sink.lines if b"CircuitOpenError" in line]
+
+
+async def test_a_short_circuit_is_written_as_a_decision(
+    sink: MemorySink,
+) -> None:
+    """The refusal line has its facts and no traceback; nor has any line."""
+    client = await tripped_client()
+    coordinator = LoggingCoordinator()
+    ctx = coordinator.start_request()
+    await refused_through_two_layers(client)
+    summary = coordinator.end_request(ctx)
+    emit_summary(summary, ctx)
+
+    (short,) = lines(sink, "external.call.short_circuited")
+    assert short["level"] == "warning"
+    assert short["error_type"] == "CircuitOpenError"
+    assert short["attempted"] is False
+    assert short["outcome"] == "short_circuited"
+    assert short["breaker_state"] == "open"
+    assert short["retry_in_s"] > 0
+    assert "exception" not in short
+    outer = refused_operations(sink)
+    assert [r["layer"] for r in outer] == ["service", "api"]
+    assert {r["propagated"] for r in outer} == {True}
+    assert {r["error_id"] for r in outer} == {short["error_id"]}
+    (error,) = summary["errors"]
+    assert error["error_id"] == short["error_id"]
+    assert error["layers"] == ["infrastructure", "service", "api"]
+    assert len(refusal_lines(sink)) == 4
+    for line in refusal_lines(sink):
+        assert b"Traceback" not in line
+
+
+async def test_a_filtered_short_circuit_still_spares_outer_tracebacks() -> (
+    None
+):
+    """Below the warning level, outer failure lines still only refer to it."""
+    sink = MemorySink()
+    stratalog.configure(sink=sink, format="json", level="error")
+    client = await tripped_client()
+    coordinator = LoggingCoordinator()
+    ctx = coordinator.start_request()
+    await refused_through_two_layers(client)
+    coordinator.end_request(ctx)
+
+    assert lines(sink, "external.call.short_circuited") == []
+    outer = refused_operations(sink)
+    assert [r["layer"] for r in outer] == ["service", "api"]
+    assert {r.get("propagated") for r in outer} == {True}
+    for line in refusal_lines(sink):
+        assert b"Traceback" not in line
+
+
+async def test_repeated_short_circuits_are_one_error_of_the_request(
+    sink: MemorySink,
+) -> None:
+    """Refusals repeated in a request: one line, one error, counted."""
+    client = await tripped_client()
+    coordinator = LoggingCoordinator()
+    ctx = coordinator.start_request()
+    for _ in range(5):
+        await refused_through_two_layers(client)
+    summary = coordinator.end_request(ctx)
+
+    assert len(lines(sink, "external.call.short_circuited")) == 1
+    assert [e["type"] for e in summary["errors"]] == ["CircuitOpenError"]
+    assert summary["attributes"]["external.llm.complete"]["calls"] == 5
+    for line in refusal_lines(sink):
+        assert b"Traceback" not in line
+
+
+async def test_short_circuits_outside_a_request_are_errors_of_their_own(
+    sink: MemorySink,
+) -> None:
+    """Without a request, each refusal is its own error, still untraced."""
+    client = await tripped_client()
+    for _ in range(2):
+        await refused_through_two_layers(client)
+
+    shorts = lines(sink, "external.call.short_circuited")
+    assert len(shorts) == 2
+    assert len({r["error_id"] for r in shorts}) == 2
+    outer = refused_operations(sink)
+    assert [r["error_id"] for r in outer] == [
+        shorts[0]["error_id"],
+        shorts[0]["error_id"],
+        shorts[1]["error_id"],
+        shorts[1]["error_id"],
+    ]
+    for line in refusal_lines(sink):
+        assert b"Traceback" not in line
 
 
 async def test_breaker_half_opens_and_closes_with_lines(

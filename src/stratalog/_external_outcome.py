@@ -6,6 +6,12 @@ the flow of a call. A failure is written once, with its exception, inside
 the call's operation: the cascade then records it as this layer's, and
 the operation's own failure line and every layer further out refer to it
 without a second traceback.
+
+A call the breaker refuses is a decision, not a failure: its line has no
+traceback. The refusal is still entered in the request's errors (once
+per client and operation, as the cascade holds repeats), so the layers
+it passes out through write references rather than tracebacks, also
+when the refusal line itself is filtered out.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ._external_metrics import ClientMetrics, failure_kind
 from .breaker import CircuitState
 from .context import request_context
+from .logger import _errors_of
 
 if TYPE_CHECKING:
     from ._external_call import Call
     from .breaker import CircuitBreaker
+    from .errors import ErrorRecord
     from .exceptions import CircuitOpenError
     from .logger import UnifiedLogger
 
@@ -120,6 +128,7 @@ class OutcomeRecorder:
     def short_circuited(self, call: Call, refused: CircuitOpenError) -> None:
         """Record a call the breaker refused before it was made."""
         self.metrics.short_circuited()
+        record = self._refusal_record(call, refused)
         self.logger.warning(
             "external.call.short_circuited",
             client=self.client,
@@ -128,7 +137,8 @@ class OutcomeRecorder:
             attempted=False,
             breaker_state=refused.state,
             retry_in_s=round(refused.next_probe_in, 3),
-            exc_info=refused,
+            error_type=record.type,
+            error_id=record.error_id,
         )
         self._remember(call, "short_circuited")
 
@@ -150,6 +160,23 @@ class OutcomeRecorder:
             reason=info.get("reason"),
             shared=info.get("shared"),
         )
+
+    def _refusal_record(
+        self, call: Call, refused: CircuitOpenError
+    ) -> ErrorRecord:
+        ctx = request_context.get()
+        errors = _errors_of(ctx)
+        key = f"external.{self.client}.{call.operation}.short_circuited"
+        if ctx is not None:
+            errors.repeat_under(key, refused)
+        record = errors.find(refused)
+        if record is None:
+            layer = self.logger.layer
+            record = errors.record(refused, layer, call.operation)
+            if ctx is not None:
+                errors.first_under(key, refused)
+
+        return record
 
     def _remember(self, call: Call, outcome: str) -> None:
         ctx = request_context.get()
