@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,6 +52,60 @@ def test_stdlib_exception_keeps_its_traceback(sink: MemorySink) -> None:
     (record,) = [r for r in sink.records() if r["logger"] == "thirdparty"]
     assert record["level"] == "error"
     assert record["error_type"] == "KeyError"
+    assert "Traceback" in record["exception"]
+
+
+def fail_through_layers(stdlib_first: bool) -> dict[str, Any]:
+    """Fail in core, log the error from stdlib, cross service and api.
+
+    Return the request summary's one error.
+    """
+    core = stratalog.get_unified_logger("app.core", "core")
+    service = stratalog.get_unified_logger("app.service", "service")
+    api = stratalog.get_unified_logger("app.api", "api")
+    coordinator = stratalog.LoggingCoordinator()
+    ctx = coordinator.start_request()
+
+    def lookup() -> None:
+        if stdlib_first:
+            raise KeyError("missing")
+        with core.operation("lookup"):
+            raise KeyError("missing")
+
+    def handle() -> None:
+        with api.operation("handle"), service.operation("answer"):
+            try:
+                lookup()
+            except KeyError:
+                logging.getLogger("thirdparty").exception("lookup failed")
+                raise
+
+    with pytest.raises(KeyError):
+        handle()
+    (error,) = coordinator.end_request(ctx)["errors"]
+
+    return error
+
+
+def test_a_stdlib_record_adds_no_layer_to_the_error(
+    sink: MemorySink,
+) -> None:
+    """Between layers, a stdlib record leaves the error's path as it was."""
+    error = fail_through_layers(stdlib_first=False)
+
+    assert error["origin_layer"] == "core"
+    assert error["layers"] == ["core", "service", "api"]
+
+
+def test_an_error_first_seen_by_stdlib_has_no_origin_layer(
+    sink: MemorySink,
+) -> None:
+    """A stdlib record that sees an error first gives it no layer."""
+    error = fail_through_layers(stdlib_first=True)
+
+    assert error["origin_layer"] is None
+    assert error["layers"] == ["service", "api"]
+    (record,) = [r for r in sink.records() if r["logger"] == "thirdparty"]
     assert "Traceback" in record["exception"]
 
 

@@ -40,7 +40,16 @@ class StratalogHandler(logging.Handler):
             fields = _fields_of(record)
             ctx = request_context.get()
             if record.exc_info and record.exc_info[1] is not None:
-                _attach_error(ctx, record.exc_info[1], "-", None, fields)
+                # A stdlib record belongs to no layer, so it adds none to
+                # the error's path; _attach_error accepts None for that
+                # though its annotation says str.
+                _attach_error(
+                    ctx,
+                    record.exc_info[1],
+                    None,  # type: ignore[arg-type]
+                    None,
+                    fields,
+                )
             level = _level_of(record.levelno)
             emit(record.name, None, level, _message(record), fields, ctx)
         except Exception as exc:
