@@ -218,3 +218,18 @@ def test_c16_each_line_once_under_a_server(
         startup = [x for x in lines if x["event"] == "startup.configured"]
         assert len(startup) == 1
     assert "hello" not in stderr
+
+
+def test_secrets_in_stdlib_messages_are_redacted(sink: MemorySink) -> None:
+    """An access line or client URL with a token in its query is redacted."""
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/1.1" %d',
+        "127.0.0.1:5000",
+        "GET",
+        "/callback?access_token=abcdef123456",
+        200,
+    )
+
+    (record,) = [r for r in sink.records() if r["logger"] == "uvicorn.access"]
+    assert "abcdef123456" not in record["event"]
+    assert "[REDACTED]" in record["event"]

@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from . import _diagnostics
+from . import _diagnostics, _state
 from ._emit import emit
 from .context import request_context
 from .logger import _attach_error
@@ -40,22 +40,31 @@ class StratalogHandler(logging.Handler):
             fields = _fields_of(record)
             ctx = request_context.get()
             if record.exc_info and record.exc_info[1] is not None:
-                # A stdlib record belongs to no layer, so it adds none to
-                # the error's path; _attach_error accepts None for that
-                # though its annotation says str.
-                _attach_error(
-                    ctx,
-                    record.exc_info[1],
-                    None,  # type: ignore[arg-type]
-                    None,
-                    fields,
-                )
+                # A stdlib record belongs to no layer: it adds none to the
+                # error's path.
+                _attach_error(ctx, record.exc_info[1], None, None, fields)
             level = _level_of(record.levelno)
-            emit(record.name, None, level, _message(record), fields, ctx)
+            message = _redacted(_message(record))
+            emit(record.name, None, level, message, fields, ctx)
         except Exception as exc:
             _diagnostics.report("stdlib", "a stdlib record was lost", exc)
         finally:
             _busy.active = False
+
+
+def _redacted(message: str) -> str:
+    """Pass a record's message through the redactor.
+
+    The message becomes the line's ``event``, which the redactor leaves
+    alone on stratalog's own lines; here it is free text (an access line
+    with a query string, an HTTP client's URL) and may hold a secret.
+    """
+    redact = _state.PIPELINE.redact
+    if redact is None:
+        return message
+    holder = {"message": message}
+    redact(holder)
+    return str(holder["message"])
 
 
 def _level_of(levelno: int) -> int:

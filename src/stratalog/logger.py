@@ -588,7 +588,7 @@ def _errors_of(ctx: RequestContext | None) -> ErrorContext:
 def _attach_error(
     ctx: RequestContext | None,
     exc: BaseException,
-    layer: str,
+    layer: str | None,
     operation: str | None,
     fields: dict[str, Any],
 ) -> ErrorRecord:
