@@ -21,10 +21,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import stratalog
 from stratalog import _diagnostics, output
 from stratalog._overflow import Bound, shed
 from stratalog.config import LoggingConfig
 from stratalog.exceptions import ConfigurationError
+from stratalog.logger import get_unified_logger
 from stratalog.output import (
     AsyncLogBuffer,
     FileDestination,
@@ -362,6 +364,64 @@ def test_lines_after_a_clean_close_are_written_synchronously(
     assert numbers(path) == [0, 1]
     assert buffer.flush(0.0)
     assert buffer.close(0.0)
+
+
+def test_lines_racing_a_reconfiguration_are_all_written(
+    tmp_path: Path,
+) -> None:
+    """Lines logged while configure() replaces the output are all written.
+
+    Threads that took the old pipeline just before the swap write to a
+    buffer that is closing or closed; each such line is still written.
+    """
+    path = tmp_path / "app.log"
+    settings: dict[str, Any] = {
+        "format": "json",
+        "outputs": (),
+        "file": str(path),
+        "overflow": "block",
+        "handle_signals": False,
+        # Yielding between taking the pipeline and writing the line makes
+        # many lines land on a buffer while it closes.
+        "processors": [_yield_thread],
+    }
+    stratalog.configure(**settings)
+    log = get_unified_logger("test", "core")
+    stop = threading.Event()
+    counts = [0, 0, 0]
+
+    def work(worker: int) -> None:
+        number = 0
+        while not stop.is_set():
+            log.info("test.line", w=worker, n=number)
+            number += 1
+        counts[worker] = number
+
+    workers = [threading.Thread(target=work, args=(w,)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(500):
+            stratalog.configure(**settings)
+            time.sleep(0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10.0)
+    assert stratalog.flush(10.0)
+
+    found = records(path)
+    for worker, count in enumerate(counts):
+        written = sorted(r["n"] for r in found if r["w"] == worker)
+        assert written == list(range(count))
+    assert _diagnostics.counts() == {}
+
+
+def _yield_thread(
+    logger: Any, method: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    time.sleep(0)
+    return event
 
 
 def test_module_flush_and_shutdown_reach_every_buffer(

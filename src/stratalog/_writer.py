@@ -27,7 +27,12 @@ line starts its own writer. The lines its parent had queued stay the
 parent's to write, so no line is written twice.
 
 Shutdown order. ``close`` asks the thread to drain and stop, waits for it
-up to the timeout, then writes whatever arrived meanwhile itself. After a
+up to the timeout, then writes whatever arrived meanwhile itself. A line
+that races with ``close`` is not stranded: ``write`` reads the closed flag
+after queueing, so either it sees the flag and writes the line itself, or
+the close, which sets the flag before its last drain, finds it queued.
+Once closing began no new writer thread starts, and the destinations are
+closed only while no late line is being written to them. After a
 clean close, late lines (an ``atexit`` hook that runs after stratalog's,
 a ``__del__`` during interpreter shutdown) are written synchronously by
 their caller, with only what the instance holds, since module globals may
@@ -106,7 +111,13 @@ class BackgroundWriter:
             queue = self._queue
             queue.append((line, level))
             self._size += size
-            if len(queue) >= self._check_at or self._size >= self._shed_bytes:
+            # Read after the append: a close that has not set the flag yet
+            # still finds this line in the queue when it drains.
+            if (
+                self._closed
+                or len(queue) >= self._check_at
+                or self._size >= self._shed_bytes
+            ):
                 self._on_threshold()
         except Exception:
             self._errors += 1
@@ -211,7 +222,7 @@ class BackgroundWriter:
         if not self._start_lock.acquire(blocking=False):
             return
         try:
-            if self._thread is not None or self._closed:
+            if self._thread is not None or self._closed or self._stopping:
                 return
             thread = threading.Thread(
                 target=self._run, name="stratalog-writer", daemon=True
@@ -322,13 +333,12 @@ class BackgroundWriter:
             self._outlets.send_own(_overflow.drop_report(dropped, interval))
 
     def _close_until(self, deadline: float, release: bool) -> bool:
-        thread = self._thread
+        thread = self._last_thread(deadline)
         if thread is not None:
             thread.join(max(deadline - time.monotonic(), 0.0))
         clean = thread is None or not thread.is_alive()
         self._late_sync = clean
         self._closed = True
-        self._check_at = 0
         if not clean:
             queued = len(self._queue)
             self._write_late()
@@ -338,10 +348,36 @@ class BackgroundWriter:
                 "lines were not written",
             )
             return False
-        self._write_late()
         if release:
-            self._outlets.close()
+            self._release(deadline)
+        self._write_late()
         return True
+
+    def _last_thread(self, deadline: float) -> threading.Thread | None:
+        """Return the writer thread, once no other one can start.
+
+        ``_stopping`` is already set, so a start still in progress is the
+        last one: waiting for the start lock lets it record its thread.
+        """
+        lock = self._start_lock
+        if lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            lock.release()
+        return self._thread
+
+    def _release(self, deadline: float) -> None:
+        """Write the queue and close the destinations, barring late writes.
+
+        A late line that finds the lock taken stays queued, and the close
+        writes it once the lock is released.
+        """
+        lock = self._late_lock
+        if not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            return
+        try:
+            self._send_queued()
+            self._outlets.close()
+        finally:
+            lock.release()
 
     def _write_late(self) -> None:
         queue = self._queue
@@ -353,9 +389,14 @@ class BackgroundWriter:
         lock = self._late_lock
         while queue and lock.acquire(blocking=False):
             try:
-                lines: list[bytes] = []
-                while queue:
-                    lines.append(queue.popleft()[0])
-                self._size -= self._outlets.send(lines)
+                self._send_queued()
             finally:
                 lock.release()
+
+    def _send_queued(self) -> None:
+        queue = self._queue
+        lines: list[bytes] = []
+        while queue:
+            lines.append(queue.popleft()[0])
+        if lines:
+            self._size -= self._outlets.send(lines)
