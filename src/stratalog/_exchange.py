@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics, _state
@@ -41,7 +42,7 @@ _ERROR_HEADERS = [
 _ERROR_BODY = b"Internal Server Error"
 
 
-class Flow:
+class Flow(ABC):
     """One HTTP exchange or WebSocket session in flight.
 
     Subclasses wrap ``receive`` and ``send`` and write the closing line.
@@ -91,11 +92,13 @@ class Flow:
             investigation_id=incoming.investigation_id,
         )
 
+    @abstractmethod
     async def receive(self) -> Message:
-        raise NotImplementedError
+        """Receive one message for the app, noting what it says."""
 
+    @abstractmethod
     async def send(self, message: Message) -> None:
-        raise NotImplementedError
+        """Send one message of the app, noting what it says."""
 
     def observe(self) -> None:
         """Tell the observers that the request starts."""
