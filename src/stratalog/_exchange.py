@@ -146,6 +146,7 @@ class Flow(ABC):
         """Whether the client went away before the end."""
         return False
 
+    @abstractmethod
     async def failed_with(self, exc: Exception) -> None:
         """Log an application failure."""
 
@@ -165,6 +166,7 @@ class Flow(ABC):
         if self.observed:
             _observe_end(self)
 
+    @abstractmethod
     def summarise(self, summary: dict[str, Any] | None) -> None:
         """Write the closing line once."""
 
