@@ -318,6 +318,76 @@ def test_a_forked_child_never_writes_its_parents_lines(
     assert all(len({r["who"] for r in found}) == 1 for found in own)
 
 
+MULTIPROCESSING_APP = """
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+os.environ.update(
+    LOG_FILE=sys.argv[1], LOG_OUTPUT="", LOG_FORMAT="json",
+    LOG_FLUSH_INTERVAL="30", LOG_HANDLE_SIGNALS="false",
+)
+import stratalog
+
+if sys.argv[3] == "at-import":
+    stratalog.configure()
+log = stratalog.get_unified_logger("test", "core")
+
+
+def work(task):
+    for n in range(50):
+        log.info("test.line", who=task, n=n)
+
+
+if __name__ == "__main__":
+    for n in range(50):
+        log.info("test.line", who="parent", n=n)
+    method, start = sys.argv[2].split("-")
+    context = multiprocessing.get_context(method)
+    tasks = ["task-0", "task-1", "task-2"]
+    if start == "process":
+        children = [context.Process(target=work, args=(t,)) for t in tasks]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join()
+            assert child.exitcode == 0
+    else:
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            list(pool.map(work, tasks))
+"""
+
+
+@pytest.mark.parametrize(
+    ("start", "configured"),
+    [
+        pytest.param("fork-process", "at-import", id="process-fork"),
+        pytest.param("fork-pool", "at-import", id="pool-fork"),
+        pytest.param("forkserver-pool", "at-import", id="pool-forkserver"),
+        pytest.param(
+            "forkserver-pool", "at-first-line", id="pool-forkserver-lazy"
+        ),
+    ],
+)
+def test_multiprocessing_children_write_every_line(
+    spawn: Any, tmp_path: Path, start: str, configured: str
+) -> None:
+    """Lines of multiprocessing children are written though they skip atexit.
+
+    Three tasks, in their own processes or in a pool's two workers, log 50
+    lines each; every line reaches the file once, and the 50 lines the
+    parent had queued before forking are written by the parent alone.
+    """
+    path = tmp_path / "app.log"
+    child = spawn(MULTIPROCESSING_APP, str(path), start, configured)
+
+    assert child.finish() == 0, child.stderr()
+    found: dict[str, list[int]] = {}
+    for record in records(path):
+        found.setdefault(record["who"], []).append(record["n"])
+    expected = ["parent", "task-0", "task-1", "task-2"]
+    assert found == {who: list(range(50)) for who in expected}
+
+
 def test_returning_from_main_writes_every_record(
     spawn: Any, tmp_path: Path
 ) -> None:

@@ -7,10 +7,21 @@ consistent registry without taking a lock.
 
 At exit the ``atexit`` hook, registered when the first writer is made,
 drains every writer within the longest ``shutdown_timeout`` among them and
-leaves their descriptors open for lines logged later still. Signal
-handlers are installed only on request; they flush, then hand the signal
-on to the handler they replaced, or deliver it again with its default
-action, so that a signal is never swallowed.
+leaves their descriptors open for lines logged later still.
+
+Children started by :mod:`multiprocessing` end with ``os._exit``, so
+``atexit`` never runs there; multiprocessing runs its own finalizers
+instead, before the child's non-daemon threads are joined (the writer
+thread is a daemon and never holds that up). Every such child gets the
+exit drain as a finalizer: at once when a writer is made in the child,
+and otherwise from multiprocessing's after-fork hooks, because a child
+starting up empties the finalizers it inherited after ``os.fork``'s own
+hooks ran. ``multiprocessing.util`` is looked up, never imported: a
+process without it neither is such a child nor starts one.
+
+Signal handlers are installed only on request; they flush, then hand the
+signal on to the handler they replaced, or deliver it again with its
+default action, so that a signal is never swallowed.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -56,6 +68,8 @@ class Writer(Protocol):
 _live: dict[int, weakref.ref[Writer]] = {}
 _previous: dict[int, Any] = {}
 _hooked = False
+_hooked_children = False
+_finalized_in = 0
 
 
 def track(writer: Writer) -> None:
@@ -71,6 +85,7 @@ def track(writer: Writer) -> None:
     if not _hooked:
         _hooked = True
         atexit.register(_at_exit)
+    _drain_at_child_exit()
 
 
 def live() -> list[Writer]:
@@ -161,6 +176,32 @@ def _after_fork_in_child() -> None:
         writer = ref()
         if writer is not None:
             writer.after_fork_in_child()
+    _drain_at_child_exit()
+
+
+def _drain_at_child_exit() -> None:
+    """Make sure a multiprocessing child drains its writers as it ends."""
+    global _hooked_children
+    if "multiprocessing.util" not in sys.modules:
+        return
+    from multiprocessing import current_process, util
+
+    if not _hooked_children:
+        _hooked_children = True
+        # The registry holds its key object weakly; a function lives on.
+        util.register_after_fork(_on_child_start, _on_child_start)
+    in_child = current_process().name != "MainProcess"
+    if in_child and _finalized_in != os.getpid():
+        _on_child_start(None)
+
+
+def _on_child_start(_: object) -> None:
+    """Add the drain to the finalizers of this multiprocessing child."""
+    global _finalized_in
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=0)
+    _finalized_in = os.getpid()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -18,8 +18,10 @@ What happens when things go wrong:
 * **A destination that fails** (an unwritable path, a full disk) costs the
   lines written meanwhile, counted and reported once on standard error;
   the writer tries it again every ``retry_interval`` seconds.
-* **Exit**: an ``atexit`` hook writes every queued line. SIGTERM and
-  SIGINT do the same once :func:`install_signal_handlers` was called.
+* **Exit**: an ``atexit`` hook writes every queued line; in
+  :mod:`multiprocessing` children, which end without running ``atexit``,
+  one of multiprocessing's exit finalizers does. SIGTERM and SIGINT do
+  the same once :func:`install_signal_handlers` was called.
   A dead destination cannot hold exit longer than ``shutdown_timeout``.
 * **A killed process** (SIGKILL, a crash) loses at most the lines of the
   last flush interval. A line cut short is at the end of the file, and
