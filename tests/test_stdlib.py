@@ -222,7 +222,7 @@ def test_c16_each_line_once_under_a_server(
 
 def test_secrets_in_stdlib_messages_are_redacted(sink: MemorySink) -> None:
     """An access line or client URL with a token in its query is redacted."""
-    logging.getLogger("uvicorn.access").info(
+    logging.getLogger("tests.access").warning(
         '%s - "%s %s HTTP/1.1" %d',
         "127.0.0.1:5000",
         "GET",
@@ -230,6 +230,6 @@ def test_secrets_in_stdlib_messages_are_redacted(sink: MemorySink) -> None:
         200,
     )
 
-    (record,) = [r for r in sink.records() if r["logger"] == "uvicorn.access"]
+    (record,) = [r for r in sink.records() if r["logger"] == "tests.access"]
     assert "abcdef123456" not in record["event"]
     assert "[REDACTED]" in record["event"]
