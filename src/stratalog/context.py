@@ -77,9 +77,13 @@ _ATTRIBUTE_LIMITS = Limits(max_string=1_024, max_depth=8, max_items=64)
 
 def _attribute_size(key: str, value: Any) -> int:
     try:
-        rendered = orjson.dumps(to_jsonable(value, _ATTRIBUTE_LIMITS))
+        # Plain JSON values (the common case) need no walk.
+        rendered = orjson.dumps(value)
     except Exception:
-        return len(key) + 64
+        try:
+            rendered = orjson.dumps(to_jsonable(value, _ATTRIBUTE_LIMITS))
+        except Exception:
+            return len(key) + 64
     return len(key) + len(rendered)
 
 
