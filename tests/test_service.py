@@ -356,3 +356,22 @@ async def test_health_check_reports_counts(sink: MemorySink) -> None:
 
 def _raise_broken() -> None:
     raise Broken("no")
+
+
+async def test_the_completion_event_is_written_once_per_request(
+    sink: MemorySink,
+) -> None:
+    """Repeating an operation in one request repeats no completion event."""
+
+    class Lookups(BaseService):
+        pass
+
+    service = Lookups()
+    coordinator = LoggingCoordinator()
+    coordinator.start_request()
+    for n in range(5):
+        await service.execute_operation("find", lambda n: n, n)
+    coordinator.end_request()
+
+    events = [r for r in sink.records() if r.get("event_kind") == "business"]
+    assert [r["event"] for r in events] == ["lookups.find.completed"]

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .context import get_context
+from .dedup import generate_operation_key
 from .exceptions import ValidationError
 from .logger import UnifiedLogger, get_unified_logger
 
@@ -164,12 +166,22 @@ class BaseService:
         )
 
     def _succeed(self, operation_name: str, result: Any) -> Any:
-        self.logger.log_boundary(operation_name, "outbound", result)
+        log = self.logger
+        log.log_boundary(operation_name, "outbound", result)
         if self.record_business_events:
-            self.logger.log_business_event(
-                f"{self.service_name}.{operation_name}.completed",
-                {"service": self.service_name, "operation": operation_name},
-            )
+            name = f"{self.service_name}.{operation_name}.completed"
+            # Written by the library, not asked for by the caller: like the
+            # operation's own lines, once per request, repeats counted.
+            ctx = get_context()
+            key = generate_operation_key(log.layer, "business_event", name)
+            if ctx is None or log._admit(ctx, key):
+                log.log_business_event(
+                    name,
+                    {
+                        "service": self.service_name,
+                        "operation": operation_name,
+                    },
+                )
         return result
 
     def log_business_event(
