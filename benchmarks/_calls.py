@@ -204,7 +204,7 @@ def run(options: Options) -> Family:
         *_subject_contenders(family, options, loop),
     ]
     samples = interleave(
-        contenders, options.rounds(30), options.target(0.04, 0.01)
+        contenders, options.rounds(40), options.target(0.04, 0.01)
     )
     loop.close()
     for key, sample in samples.items():

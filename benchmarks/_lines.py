@@ -124,7 +124,7 @@ def run(options: Options) -> Family:
             "emitted.stratalog"
         ]
     samples = interleave(
-        contenders, options.rounds(30), options.target(0.04, 0.01)
+        contenders, options.rounds(40), options.target(0.04, 0.01)
     )
     for name, setup in setups.items():
         setup.close()

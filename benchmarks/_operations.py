@@ -228,7 +228,7 @@ def run(options: Options) -> Family:
     if spans is not None:
         contenders.append(Contender("span.otel", spans.spans))
     samples = interleave(
-        contenders, options.rounds(30), options.target(0.04, 0.01)
+        contenders, options.rounds(40), options.target(0.04, 0.01)
     )
     labels = {
         "emitted.stratalog": "stratalog: one info line in a request "
