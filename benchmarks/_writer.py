@@ -16,7 +16,9 @@ baselines run the same way: the monitor alone, and the producer writing
 to a sink that keeps nothing (so the producer's own 20-line slices are
 seen apart from anything the writer thread adds). During that run the
 lines the writer wrote and the lines the overflow policy dropped are
-counted too.
+counted too, and once more with the producer alone on the loop, which
+then never idles: the writer thread's share of the GIL beside a busy
+event loop.
 """
 
 from __future__ import annotations
@@ -174,14 +176,18 @@ async def _produce(log: Any, until: float) -> int:
     return count
 
 
-async def _stall(log: Any, seconds: float, produce: bool) -> tuple[Any, int]:
+async def _stall(
+    log: Any, seconds: float, produce: bool, monitor: bool = True
+) -> tuple[Any, int]:
     until = time.perf_counter() + seconds
     lags: list[tuple[float, float]] = []
-    work = [_monitor(until, lags)]
+    work = []
+    if monitor:
+        work.append(_monitor(until, lags))
     if produce:
         work.append(_produce(log, until))
     done = await asyncio.gather(*work)
-    return lags, done[1] if produce else 0
+    return lags, done[-1] if produce else 0
 
 
 def _p99(values: list[float]) -> float:
@@ -201,28 +207,42 @@ def _stalls(family: Family, options: Options) -> None:
         "stall.idle": (None, False),
         "stall.discard": (_Discard(), True),
         "stall.p99": (None, True),
+        "busy": (None, True),
     }
     state = require("stratalog._state", "PIPELINE")
     found: dict[str, list[float]] = {key: [] for key in setups}
     raw: dict[str, list[float]] = {key: [] for key in setups}
-    rates: list[float] = []
-    kept: list[float] = []
-    shares: list[float] = []
+    counts: dict[str, dict[str, list[float]]] = {
+        key: {"rate": [], "written": [], "dropped": []}
+        for key in ("stall.p99", "busy")
+    }
     for _ in range(options.rounds(5, 2)):
         for key, (sink, produce) in setups.items():
             if sink is not None:
                 stratalog.configure(sink=sink, capture_stdlib=False)
             else:
                 configure_file(path)
-            lags, count = asyncio.run(_stall(log, seconds, produce))
-            if key == "stall.p99":
+            lags, count = asyncio.run(
+                _stall(log, seconds, produce, monitor=key != "busy")
+            )
+            if key in counts:
                 during = state.PIPELINE.sink.stats()
-                rates.append(count / seconds)
-                kept.append(during.written / seconds)
-                shares.append(during.dropped / max(count, 1))
+                counts[key]["rate"].append(count / seconds)
+                counts[key]["written"].append(during.written / seconds)
+                counts[key]["dropped"].append(during.dropped / max(count, 1))
             stratalog.flush()
-            raw[key].append(_p99([lag for lag, _ in lags]))
-            found[key].append(_p99([own for _, own in lags]))
+            if lags:
+                raw[key].append(_p99([lag for lag, _ in lags]))
+                found[key].append(_p99([own for _, own in lags]))
+    _record_stalls(family, found, raw, counts)
+
+
+def _record_stalls(
+    family: Family,
+    found: dict[str, list[float]],
+    raw: dict[str, list[float]],
+    counts: dict[str, dict[str, list[float]]],
+) -> None:
     family.value(
         "stall.p99",
         "event-loop lag p99 while a coroutine logs to the file as fast as "
@@ -243,7 +263,7 @@ def _stalls(family: Family, options: Options) -> None:
         "ms",
         found["stall.idle"],
     )
-    for key in setups:
+    for key in ("stall.idle", "stall.discard", "stall.p99"):
         family.value(
             f"{key}.raw",
             f"{key} as the wall clock saw it (other processes' preemption "
@@ -251,24 +271,30 @@ def _stalls(family: Family, options: Options) -> None:
             "ms",
             raw[key],
         )
-    family.value(
-        "stall.rate",
-        "lines per second the producer logged meanwhile",
-        "lines/s",
-        rates,
-    )
-    family.value(
-        "stall.written",
-        "lines per second the writer put in the file meanwhile",
-        "lines/s",
-        kept,
-    )
-    family.value(
-        "stall.dropped",
-        "share of the producer's lines the overflow policy dropped meanwhile",
-        "fraction",
-        shares,
-    )
+    runs = {
+        "stall": "beside the monitor",
+        "busy": "with no other task (the loop never idles)",
+    }
+    for prefix, key in (("stall", "stall.p99"), ("busy", "busy")):
+        where = runs[prefix]
+        family.value(
+            f"{prefix}.rate",
+            f"lines per second the producer logged, {where}",
+            "lines/s",
+            counts[key]["rate"],
+        )
+        family.value(
+            f"{prefix}.written",
+            f"lines per second the writer put in the file meanwhile, {where}",
+            "lines/s",
+            counts[key]["written"],
+        )
+        family.value(
+            f"{prefix}.dropped",
+            f"share of the producer's lines dropped meanwhile, {where}",
+            "fraction",
+            counts[key]["dropped"],
+        )
 
 
 def run(options: Options) -> Family:
