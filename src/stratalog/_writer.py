@@ -54,7 +54,7 @@ from ._outlets import Outlets, OutputStats
 
 __all__ = ["BackgroundWriter", "OutputStats"]
 
-_CHUNK_LINES = 1024
+_CHUNK_LINES = 2048
 
 
 class _Doorbell:
