@@ -1300,33 +1300,6 @@ async def test_outermost_the_exception_handler_runs_inside_the_request(
     assert len(peer.starts()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "added with add_middleware, the middleware sits inside Starlette's "
-        "ServerErrorMiddleware, whose handler for Exception or 500 runs "
-        "after the request has ended: its line has no correlation id and "
-        "the plain 500 sent by the middleware replaces its response; wrap "
-        "the whole app instead, with stratalog.asgi.instrument_app(app) or "
-        "app = LoggingMiddleware(app)"
-    ),
-)
-async def test_added_inside_the_exception_handler_is_outside_the_request(
-    sink: MemorySink,
-) -> None:
-    """The limitation of add_middleware for handlers of Exception."""
-    app = handled_app()
-    app.add_middleware(LoggingMiddleware)
-    peer = Peer()
-    headers = [(b"x-request-id", b"h-2")]
-    with pytest.raises(ValueError, match="handled outside"):
-        await call(app, http_scope("/fail", headers=headers), peer)
-    assert peer.header(b"x-request-id") == b"h-2"
-    (line,) = records(sink, "unhandled")
-    assert line.get("correlation_id") == "h-2"
-    assert orjson.loads(peer.sent_body) == {"detail": "custom"}
-
-
 async def test_a_trace_id_added_by_a_processor_reaches_the_summary() -> None:
     """The seam for tracing: processors see the summary like any line."""
 
